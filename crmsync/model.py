@@ -271,7 +271,7 @@ class StageChange(Record):
     new_value: str | None = None
     changed_at: UtcDatetime
     actor_id: str | None = None
-    origin: str = "api"
+    evidence: str = "api"
 
 
 class Conversion(Record):

@@ -1,0 +1,531 @@
+"""The local SQLite warehouse: canonical tables, run log, quarantine, cursors, history.
+
+Why it is built this way:
+
+* **Consistency under kill.** Each batch (records + quarantined rows + counts +
+  cursors that follow them) is one transaction in WAL mode, so killing the
+  process at any moment leaves a valid database, the run marked unfinished,
+  and cursors never ahead of written data.
+* **Speed.** ``sqlite-utils`` creates and evolves the schema; the hot path is
+  plain ``executemany``: one keyed look-up of stored hashes per batch, then
+  ``INSERT`` for new rows, ``UPDATE`` for changed ones and a cheap ``last_run``
+  touch for unchanged ones. (``upsert_all`` measured ~9x slower here.)
+* **History.** For leads and deals every changed field is written to
+  ``changes`` (old value, new value, run), so stage history can later be
+  derived even from sources that have none.
+* **Pleasant to browse.** Plain table names, keys indexed, JSON in TEXT
+  columns, ISO-8601 UTC times — opens cleanly in Datasette or sqlite-utils.
+
+Example::
+
+    >>> with Warehouse.open("crmsync.db") as wh:           # doctest: +SKIP
+    ...     run_id = wh.start_run(command="sync")
+    ...     counts = wh.write_batch(run_id, "deal", records)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin
+
+import sqlite_utils
+from pydantic import BaseModel
+
+from crmsync.errors import WarehouseError
+from crmsync.model import ENTITIES, HISTORY_ENTITIES, TABLES, Record
+
+SCHEMA_VERSION = 1
+_CHUNK = 500  # keys per IN (...) look-up; well under SQLite's variable limit
+
+
+def utcnow() -> str:
+    return to_sql(datetime.now(UTC))
+
+
+def to_sql(value: Any) -> Any:
+    """Python value -> SQLite value. Decimals stay exact as TEXT; times are ISO-8601 UTC."""
+    if value is None or isinstance(value, str | int | float):
+        return value  # bool is an int
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, BaseModel):
+        return to_json(value.model_dump(mode="json", exclude_none=True))
+    return to_json(value)
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_none=True)
+    converted = to_sql(value)
+    return converted
+
+
+def _sql_type(annotation: Any) -> type:
+    if get_origin(annotation) is Union or type(annotation).__name__ == "UnionType":
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    base = get_args(annotation)[0] if get_origin(annotation) is not None and get_args(annotation) else annotation
+    if isinstance(base, type):
+        if issubclass(base, bool | int) and not issubclass(base, Enum):
+            return int
+        if issubclass(base, float):
+            return float
+    return str
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How one entity is laid out: its table and data columns (in a fixed order)."""
+
+    entity: str
+    table: str
+    columns: tuple[str, ...]
+    types: dict[str, type]
+
+    @classmethod
+    def for_entity(cls, entity: str) -> TableSpec:
+        model = ENTITIES[entity]
+        own = [n for n in model.model_fields if n not in Record.model_fields]
+        names = ["source", "source_id", *own, "custom", "raw"]
+        types = {n: _sql_type(model.model_fields[n].annotation) for n in names}
+        return cls(entity=entity, table=TABLES[entity], columns=tuple(names), types=types)
+
+
+SPECS = {entity: TableSpec.for_entity(entity) for entity in ENTITIES}
+
+
+@dataclass
+class BatchCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: list[tuple[Record, str]] = field(default_factory=list)
+
+
+@dataclass
+class QuarantineRow:
+    """A row that could not be loaded, with everything needed to find and fix it."""
+
+    source: str
+    entity: str
+    reason: str
+    file: str | None = None
+    sheet: str | None = None
+    line: int | None = None
+    column: str | None = None
+    value: Any = None
+    raw: dict[str, Any] | None = None
+
+
+class Warehouse:
+    """A SQLite warehouse file. Use :meth:`open` (takes the single-writer lock)."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, lock_fd: int | None):
+        self.path = path
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self._lock_fd = lock_fd
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, write: bool = True) -> Warehouse:
+        """Open (creating if needed) the warehouse; ``write=True`` takes an exclusive run lock.
+
+        The lock is an advisory ``flock`` on ``<path>.lock`` so two scheduled
+        runs never interleave batches; readers (``status``) don't take it.
+        """
+        path = Path(path)
+        lock_fd = None
+        try:
+            if write:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                lock_fd = os.open(f"{path}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+                try:
+                    fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(lock_fd)
+                    raise WarehouseError(
+                        f"{path}: another crmsync run is writing this warehouse; wait for it to finish"
+                    ) from None
+            elif not path.exists():
+                raise WarehouseError(f"{path}: no warehouse yet; run `crmsync sync` first")
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.DatabaseError as exc:
+            if lock_fd is not None:
+                os.close(lock_fd)
+            raise WarehouseError(f"{path}: cannot open warehouse: {exc}") from None
+        wh = cls(path, conn, lock_fd)
+        if write:
+            wh.ensure_schema()
+        return wh
+
+    def close(self) -> None:
+        self.conn.close()
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema --------------------------------------------------------------------
+
+    def ensure_schema(self) -> None:
+        """Create missing tables, columns and indexes; never drops anything."""
+        db = self.db
+        try:
+            with self.transaction():
+                for spec in SPECS.values():
+                    columns: dict[str, type] = {**spec.types, "row_hash": str, "first_run": int,
+                                                "last_run": int, "removed_run": int}
+                    table = db[spec.table]
+                    if not table.exists():
+                        table.create(columns, pk=("source", "source_id"), not_null={"source", "source_id"})
+                    else:
+                        for name, kind in columns.items():
+                            if name not in table.columns_dict:
+                                table.add_column(name, kind)
+                    table.create_index(["last_run"], if_not_exists=True)
+                db["deals"].create_index(["source", "stage_id"], if_not_exists=True)
+                db["deals"].create_index(["source", "source_lead_id"], if_not_exists=True)
+                db["stage_changes"].create_index(["source", "deal_id", "changed_at"], if_not_exists=True)
+                db["runs"].create(
+                    {"id": int, "command": str, "status": str, "started_at": str, "finished_at": str,
+                     "config_path": str, "sources": str, "summary": str, "error": str, "pid": int},
+                    pk="id", if_not_exists=True,
+                )
+                db["run_counts"].create(
+                    {"run_id": int, "source": str, "entity": str, "read": int, "inserted": int,
+                     "updated": int, "unchanged": int, "quarantined": int, "removed": int},
+                    pk=("run_id", "source", "entity"), if_not_exists=True,
+                )
+                db["quarantine"].create(
+                    {"id": int, "run_id": int, "source": str, "entity": str, "file": str, "sheet": str,
+                     "line": int, "column": str, "value": str, "reason": str, "raw": str, "created_at": str},
+                    pk="id", if_not_exists=True,
+                )
+                db["quarantine"].create_index(["source", "run_id"], if_not_exists=True)
+                db["changes"].create(
+                    {"id": int, "run_id": int, "source": str, "entity": str, "source_id": str,
+                     "field": str, "old_value": str, "new_value": str, "changed_at": str},
+                    pk="id", if_not_exists=True,
+                )
+                db["changes"].create_index(["source", "entity", "source_id"], if_not_exists=True)
+                db["cursors"].create(
+                    {"source": str, "stream": str, "value": str, "run_id": int, "updated_at": str},
+                    pk=("source", "stream"), if_not_exists=True,
+                )
+                db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+        except sqlite3.DatabaseError as exc:
+            raise WarehouseError(f"{self.path}: cannot set up warehouse schema: {exc}") from None
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self.conn)
+
+    # -- runs ----------------------------------------------------------------------
+
+    def start_run(self, command: str, *, config_path: str | None = None, sources: Sequence[str] = ()) -> int:
+        """Record a new run; earlier runs still marked ``running`` were killed: mark them ``interrupted``."""
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = COALESCE(finished_at, ?) "
+                "WHERE status = 'running'",
+                (utcnow(),),
+            )
+            cur = self.conn.execute(
+                "INSERT INTO runs (command, status, started_at, config_path, sources, pid) "
+                "VALUES (?, 'running', ?, ?, ?, ?)",
+                (command, utcnow(), config_path, to_json(list(sources)), os.getpid()),
+            )
+        return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str, *, summary: dict[str, Any] | None = None,
+                   error: str | None = None) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, summary = ?, error = ? WHERE id = ?",
+                (status, utcnow(), to_json(summary) if summary is not None else None, error, run_id),
+            )
+
+    def add_counts(self, run_id: int, source: str, entity: str, **counts: int) -> None:
+        """Add to a run's per-entity counters (inside the caller's batch transaction)."""
+        names = ("read", "inserted", "updated", "unchanged", "quarantined", "removed")
+        vals = [counts.get(n, 0) for n in names]
+        self.conn.execute(
+            f"INSERT INTO run_counts (run_id, source, entity, {', '.join(names)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"ON CONFLICT(run_id, source, entity) DO UPDATE SET "
+            + ", ".join(f"{n} = {n} + excluded.{n}" for n in names),
+            (run_id, source, entity, *vals),
+        )
+
+    # -- records -------------------------------------------------------------------
+
+    def write_records(self, run_id: int, entity: str, records: Sequence[Record]) -> BatchCounts:
+        """Write one batch of records of one entity (caller holds the transaction).
+
+        A record whose id was already written earlier in the same run is not
+        written again: it comes back in ``duplicates`` for the caller to
+        quarantine, so a repeated id in the input never silently overwrites.
+        """
+        spec = SPECS[entity]
+        counts = BatchCounts()
+        if not records:
+            return counts
+        rows: dict[tuple[str, str], tuple[list[Any], str, Record]] = {}
+        for record in records:
+            row = [to_sql(getattr(record, c)) for c in spec.columns]
+            digest = hashlib.blake2b(to_json(row[2:]).encode(), digest_size=16).hexdigest()
+            key = (record.source, record.source_id)
+            if key in rows:
+                counts.duplicates.append((record, "duplicate id in this run: an earlier row has the same id"))
+                continue
+            rows[key] = (row, digest, record)
+
+        existing = self._existing(spec.table, list(rows))
+        inserts, updates, touches = [], [], []
+        changed_keys = []
+        for key, (row, digest, record) in rows.items():
+            old = existing.get(key)
+            if old is None:
+                inserts.append((*row, digest, run_id, run_id))
+                continue
+            old_hash, last_run, removed_run = old
+            if last_run == run_id:
+                counts.duplicates.append((record, "duplicate id in this run: an earlier row has the same id"))
+            elif old_hash != digest or removed_run is not None:
+                updates.append((*row[2:], digest, run_id, key[0], key[1]))
+                changed_keys.append(key)
+            else:
+                touches.append((run_id, key[0], key[1]))
+
+        table = spec.table
+        cols = ", ".join(f'"{c}"' for c in spec.columns)
+        if changed_keys and entity in HISTORY_ENTITIES:
+            self._record_changes(run_id, spec, changed_keys, rows)
+        if inserts:
+            marks = ", ".join("?" * (len(spec.columns) + 3))
+            self.conn.executemany(
+                f'INSERT INTO "{table}" ({cols}, row_hash, first_run, last_run) VALUES ({marks})', inserts
+            )
+        if updates:
+            sets = ", ".join(f'"{c}" = ?' for c in spec.columns[2:])
+            self.conn.executemany(
+                f'UPDATE "{table}" SET {sets}, row_hash = ?, last_run = ?, removed_run = NULL '
+                "WHERE source = ? AND source_id = ?",
+                updates,
+            )
+        if touches:
+            self.conn.executemany(
+                f'UPDATE "{table}" SET last_run = ? WHERE source = ? AND source_id = ?', touches
+            )
+        counts.inserted, counts.updated, counts.unchanged = len(inserts), len(updates), len(touches)
+        return counts
+
+    def _existing(self, table: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, int, Any]]:
+        found: dict[tuple[str, str], tuple[str, int, Any]] = {}
+        by_source: dict[str, list[str]] = {}
+        for source, source_id in keys:
+            by_source.setdefault(source, []).append(source_id)
+        for source, ids in by_source.items():
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                for sid, row_hash, last_run, removed_run in self.conn.execute(
+                    f'SELECT source_id, row_hash, last_run, removed_run FROM "{table}" '
+                    f"WHERE source = ? AND source_id IN ({marks})",
+                    (source, *chunk),
+                ):
+                    found[(source, sid)] = (row_hash, last_run, removed_run)
+        return found
+
+    def _record_changes(self, run_id: int, spec: TableSpec, keys: list[tuple[str, str]],
+                        rows: dict[tuple[str, str], tuple[list[Any], str, Record]]) -> None:
+        now = utcnow()
+        history = []
+        cols = ", ".join(f'"{c}"' for c in spec.columns)
+        for source, source_id in keys:
+            old = self.conn.execute(
+                f'SELECT {cols}, removed_run FROM "{spec.table}" WHERE source = ? AND source_id = ?',
+                (source, source_id),
+            ).fetchone()
+            new = rows[(source, source_id)][0]
+            if old[-1] is not None:
+                history.append((run_id, source, spec.entity, source_id, "_removed", "removed", None, now))
+            for name, before, after in zip(spec.columns[2:], old[2:-1], new[2:], strict=True):
+                if before == after:
+                    continue
+                if name in ("custom", "raw"):
+                    # Per key, so one edited cell is one history row: "raw.Stage", "custom.Budget".
+                    b, a = json.loads(before or "{}"), json.loads(after or "{}")
+                    for k in sorted(set(b) | set(a)):
+                        if b.get(k) != a.get(k):
+                            history.append((run_id, source, spec.entity, source_id, f"{name}.{k}",
+                                            _text_json(b.get(k)), _text_json(a.get(k)), now))
+                    continue
+                history.append((run_id, source, spec.entity, source_id, name, _text(before), _text(after), now))
+        self.conn.executemany(
+            "INSERT INTO changes (run_id, source, entity, source_id, field, old_value, new_value, changed_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            history,
+        )
+
+    def mark_removed(self, run_id: int, source: str, entity: str) -> int:
+        """After a complete snapshot of ``entity``, mark records the source no longer has as removed.
+
+        Nothing is deleted: ``removed_run`` says in which run the record
+        vanished, and for leads and deals the removal is written to history.
+        """
+        table = SPECS[entity].table
+        gone = [
+            r[0]
+            for r in self.conn.execute(
+                f'SELECT source_id FROM "{table}" WHERE source = ? AND last_run < ? AND removed_run IS NULL',
+                (source, run_id),
+            )
+        ]
+        if not gone:
+            return 0
+        now = utcnow()
+        self.conn.executemany(
+            f'UPDATE "{table}" SET removed_run = ? WHERE source = ? AND source_id = ?',
+            [(run_id, source, sid) for sid in gone],
+        )
+        if entity in HISTORY_ENTITIES:
+            self.conn.executemany(
+                "INSERT INTO changes (run_id, source, entity, source_id, field, old_value, new_value, changed_at) "
+                "VALUES (?, ?, ?, ?, '_removed', NULL, 'removed', ?)",
+                [(run_id, source, entity, sid, now) for sid in gone],
+            )
+        return len(gone)
+
+    # -- quarantine and cursors ----------------------------------------------------
+
+    def quarantine(self, run_id: int, rows: Iterable[QuarantineRow]) -> int:
+        now = utcnow()
+        params = [
+            (run_id, q.source, q.entity, q.file, q.sheet, q.line, q.column,
+             None if q.value is None else str(to_sql(q.value)), q.reason,
+             to_json(q.raw) if q.raw is not None else None, now)
+            for q in rows
+        ]
+        self.conn.executemany(
+            'INSERT INTO quarantine (run_id, source, entity, file, sheet, line, "column", value, reason, raw, '
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            params,
+        )
+        return len(params)
+
+    def clear_old_quarantine(self, run_id: int, source: str, entities: Iterable[str]) -> None:
+        """A complete re-read supersedes earlier quarantine rows of the same entities."""
+        for entity in entities:
+            self.conn.execute(
+                "DELETE FROM quarantine WHERE source = ? AND entity = ? AND run_id < ?", (source, entity, run_id)
+            )
+
+    def set_cursor(self, run_id: int, source: str, stream: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO cursors (source, stream, value, run_id, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(source, stream) DO UPDATE SET value = excluded.value, run_id = excluded.run_id, "
+            "updated_at = excluded.updated_at",
+            (source, stream, value, run_id, utcnow()),
+        )
+
+    def cursors(self, source: str | None = None) -> dict[tuple[str, str], str]:
+        sql = "SELECT source, stream, value FROM cursors"
+        args: tuple[Any, ...] = ()
+        if source is not None:
+            sql += " WHERE source = ?"
+            args = (source,)
+        return {(s, st): v for s, st, v in self.conn.execute(sql, args)}
+
+    # -- reading -------------------------------------------------------------------
+
+    def status(self, last: int = 10) -> dict[str, Any]:
+        """Last runs, row counts per table and cursors, for ``crmsync status``."""
+        runs = [
+            dict(zip(("id", "command", "status", "started_at", "finished_at", "error"), r, strict=True))
+            for r in self.conn.execute(
+                "SELECT id, command, status, started_at, finished_at, error FROM runs ORDER BY id DESC LIMIT ?",
+                (last,),
+            )
+        ]
+        for run in runs:
+            run["counts"] = [
+                dict(zip(("source", "entity", "read", "inserted", "updated", "unchanged", "quarantined",
+                          "removed"), r, strict=True))
+                for r in self.conn.execute(
+                    "SELECT source, entity, read, inserted, updated, unchanged, quarantined, removed "
+                    "FROM run_counts WHERE run_id = ? ORDER BY source, entity",
+                    (run["id"],),
+                )
+            ]
+        tables = {}
+        for spec in SPECS.values():
+            total, removed = self.conn.execute(
+                f'SELECT COUNT(*), COUNT(removed_run) FROM "{spec.table}"'
+            ).fetchone()
+            tables[spec.table] = {"rows": total, "removed": removed}
+        for extra in ("changes", "quarantine"):
+            tables[extra] = {"rows": self.conn.execute(f"SELECT COUNT(*) FROM {extra}").fetchone()[0]}
+        cursors = [
+            dict(zip(("source", "stream", "value", "run_id", "updated_at"), r, strict=True))
+            for r in self.conn.execute("SELECT source, stream, value, run_id, updated_at FROM cursors ORDER BY 1, 2")
+        ]
+        return {"warehouse": str(self.path), "runs": runs, "tables": tables, "cursors": cursors}
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _text_json(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return to_json(value)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception (including KeyboardInterrupt)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
