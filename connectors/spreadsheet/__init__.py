@@ -1,0 +1,186 @@
+"""Spreadsheet source: CSV and XLSX exports of any CRM, through a mapping file.
+
+Why: most pipeline data outside Pipedrive arrives as exports — messy ones.
+The reader (:mod:`.reader`) copes with encodings, delimiters and layout; this
+module decides which file holds which entity, settles each date column's
+day/month order from the data, converts rows through the mapping and sends
+rows it cannot convert to quarantine with file, row, column, value and reason.
+
+Config::
+
+    [sources.exports]
+    type = "spreadsheet"
+    path = "exports/*.csv"        # a file, a glob, or a list of them (relative to the config)
+    mapping = "spreadsheet"       # built-in preset or path to a mapping .toml
+    # entity = "deal"             # force every file to one entity instead of matching names
+    # date_order = "DMY"          # override per-column detection
+    # encoding = "cp1252"  delimiter = ";"  sheet = "Deals"  header_row = 1
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterator
+from pathlib import Path
+
+from crmsync.errors import ConfigError, InputError
+from crmsync.mapping import EntityMapping, Rejection, load_mapping
+from crmsync.model import ENTITIES
+from crmsync.source import EntityComplete, Item, Notice, Source, StrictOptions
+from crmsync.values import DateOrderDetector, is_blank
+from crmsync.warehouse import QuarantineRow
+
+from .reader import SheetRow, Table, open_table
+
+#: Regions whose exports write month before day; elsewhere ambiguous dates read as D/M/Y.
+_MONTH_FIRST_REGIONS = frozenset({"US", "CA", "PH", "FM", "MH", "PW", "GU", "AS", "PR", "VI"})
+
+
+class SpreadsheetOptions(StrictOptions):
+    path: str | list[str]
+    mapping: str = "spreadsheet"
+    entity: str | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+    header_row: int = 1
+    date_order: str | None = None
+    default_currency: str | None = None
+    phone_region: str | None = None
+    timezone: str | None = None
+    decimal_separator: str | None = None
+
+
+class SpreadsheetSource(Source):
+    """Reads every matching file as a complete snapshot of the entities it holds."""
+
+    Options = SpreadsheetOptions
+    options: SpreadsheetOptions
+
+    def files(self) -> list[Path]:
+        patterns = [self.options.path] if isinstance(self.options.path, str) else self.options.path
+        found: list[Path] = []
+        for pattern in patterns:
+            full = Path(pattern) if Path(pattern).is_absolute() else self.context.base_dir / pattern
+            matches = sorted(Path(p) for p in glob.glob(str(full))) if glob.has_magic(pattern) else [full]
+            matches = [p for p in matches if p.is_file() and not p.name.startswith(("~$", ".~lock"))]
+            if not matches:
+                raise InputError(f"sources.{self.name}.path: no file matches {pattern!r} (looked in {full.parent})")
+            found += [m for m in matches if m not in found]
+        return found
+
+    def read(self) -> Iterator[Item]:
+        opts = self.options
+        defaults = self.context.config.defaults
+        if opts.entity is not None and opts.entity not in ENTITIES:
+            raise ConfigError(f"sources.{self.name}.entity: unknown entity {opts.entity!r}")
+        mapping = load_mapping(
+            opts.mapping,
+            base_dir=self.context.base_dir,
+            overrides={
+                "date_order": opts.date_order,
+                "default_currency": opts.default_currency or defaults.default_currency,
+                "phone_region": opts.phone_region or defaults.phone_region,
+                "timezone": opts.timezone or defaults.timezone,
+                "decimal_separator": opts.decimal_separator,
+            },
+        )
+        by_entity: dict[str, list[Path]] = {}
+        for path in self.files():
+            entity = opts.entity or (em.entity if (em := mapping.entity_for_file(path.name)) else None)
+            if entity is None:
+                yield Notice("ignored_file", f"{path.name}: no entity of mapping {mapping.name!r} matches this file")
+                continue
+            if entity not in mapping.entities:
+                raise ConfigError(f"sources.{self.name}.entity: mapping {mapping.name!r} has no [entities.{entity}]")
+            by_entity.setdefault(entity, []).append(path)
+        for entity in ENTITIES:  # parents before children
+            if entity not in by_entity:
+                continue
+            em = mapping.entity(entity)
+            for path in by_entity[entity]:
+                yield from self._read_file(path, em)
+            for (field, value), count in sorted(em.unmapped.items()):
+                yield Notice(
+                    "unmapped_value",
+                    f"{entity}.{field}: {value!r} is not in mapping {mapping.name!r}; add it to its lookup",
+                    count,
+                )
+            em.unmapped.clear()
+            yield EntityComplete(entity)
+
+    def _open(self, path: Path) -> Table:
+        o = self.options
+        return open_table(path, sheet=o.sheet, encoding=o.encoding, delimiter=o.delimiter, header_row=o.header_row)
+
+    def _read_file(self, path: Path, em: EntityMapping) -> Iterator[Item]:
+        shown = str(path)
+        with self._open(path) as table:
+            headers = set(table.headers)
+            if em.id_spec.column not in headers:
+                raise InputError(
+                    f"{shown}: id column {em.id_spec.column!r} of {em.entity} (mapping {em.mapping_name!r}) not "
+                    f"found; columns are: {', '.join(table.headers)}"
+                )
+            for column in sorted(set(em.columns()) - headers):
+                yield Notice("missing_column", f"{path.name}: column {column!r} of the mapping is not in the file")
+        yield from self._settle_date_orders(path, em)
+        name = self.name
+        with self._open(path) as table:
+            for row in table:
+                if row.extra:
+                    yield _quarantine(name, em.entity, row, None, row.extra[0],
+                                      f"row has {len(row.extra)} more cell(s) than the header: a delimiter or "
+                                      "quote is probably wrong in this row")
+                    continue
+                if row.encoding_error:
+                    yield Notice("encoding", f"{path.name}: some rows have bytes that are not {table.encoding}; they "
+                                 "were decoded best-effort (loaded) — check them, or set encoding")
+                result = em.convert(row.values, name)
+                if isinstance(result, Rejection):
+                    yield _quarantine(name, em.entity, row, result.column, result.value, result.reason)
+                else:
+                    yield result.at(file=row.file, sheet=row.sheet, line=row.line)
+
+    def _settle_date_orders(self, path: Path, em: EntityMapping) -> Iterator[Notice]:
+        """Decide D/M/Y vs M/D/Y per date column from its values (stops reading once decided)."""
+        em.date_orders.clear()
+        if em.settings.date_order != "auto":
+            return
+        columns = em.columns("date") + em.columns("datetime")
+        if not columns:
+            return
+        detectors = {c: DateOrderDetector() for c in columns}
+        texts: set[str] = set()  # columns holding dates as text (XLSX date cells need no order)
+        with self._open(path) as table:
+            columns = [c for c in columns if c in table.headers]
+            pending = set(columns)
+            for row in table:
+                for column in list(pending):
+                    raw = row.values.get(column)
+                    if isinstance(raw, str) and not is_blank(raw):
+                        texts.add(column)
+                        detector = detectors[column]
+                        detector.feed(raw)
+                        if detector.decided:
+                            pending.discard(column)
+                if not pending:
+                    break
+        fallback = "MDY" if em.settings.phone_region.upper() in _MONTH_FIRST_REGIONS else "DMY"
+        for column in columns:
+            detector = detectors[column]
+            if detector.conflict:
+                yield Notice("date_order", f"{path.name}: column {column!r} mixes D/M/Y and M/D/Y dates; rows "
+                             "that fit neither are quarantined — set date_order to choose")
+            elif detector.order:
+                em.date_orders[column] = detector.order
+            elif column in texts:
+                em.date_orders[column] = fallback
+                yield Notice("date_order", f"{path.name}: column {column!r} has only ambiguous dates (day and "
+                             f"month both ≤ 12); read as {fallback} — set date_order to choose")
+
+
+def _quarantine(source: str, entity: str, row: SheetRow, column: str | None, value: object,
+                reason: str) -> QuarantineRow:
+    return QuarantineRow(source=source, entity=entity, reason=reason, file=row.file, sheet=row.sheet,
+                         line=row.line, column=column, value=value, raw=row.values)

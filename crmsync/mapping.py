@@ -1,0 +1,530 @@
+"""Declarative mappings: which column feeds which canonical field, and how to parse it.
+
+Why declarative: every CRM export names its columns differently, and ops staff
+must be able to adapt a mapping without writing Python. A mapping is a TOML
+file (built-in presets live in :mod:`crmsync.mappings`); it is compiled once
+into per-field closures so the per-row cost is a few dict look-ups and a parse.
+
+A mapping file looks like::
+
+    [mapping]
+    description = "Generic spreadsheet export"
+    date_order = "auto"            # or "DMY", "MDY", "YMD"
+
+    [entities.deal]
+    match = ["*deal*"]             # file names (globs, case-insensitive) holding deals
+    id = "ID"                      # column holding the record's id in the source
+
+    [entities.deal.fields]
+    title = "Title"                # column name, parse type taken from the model
+    value = { column = "Value", parse = "money" }
+    status = { column = "Status", lookup = "deal_status", default = "open" }
+    stage_category = { column = "Stage", lookup = "stage_category" }
+
+    [entities.deal.custom]         # custom fields, under their human names
+    "Lead source" = "Source"
+
+    [lookups.deal_status]          # canonical value = [words used by the source]
+    won = ["Won", "Ganado", "Closed Won"]
+
+Example::
+
+    >>> m = load_mapping("spreadsheet")                      # doctest: +SKIP
+    >>> result = m.entity("deal").convert({"ID": "1", "Title": "x"}, source="demo")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, tzinfo
+from decimal import Decimal
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import ValidationError
+
+from crmsync import values
+from crmsync.errors import MappingError, ValueParseError
+from crmsync.model import ENTITIES, ContactPoint, Record
+
+PARSERS = ("text", "int", "decimal", "money", "bool", "date", "datetime", "email", "phone", "list", "id")
+DATE_ORDERS = ("auto", "DMY", "MDY", "YMD")
+#: What to do when a value is not in its lookup: keep null and report it, quarantine the row, or keep it.
+ON_MISSING = ("report", "quarantine", "keep")
+_RESERVED = frozenset({"source", "source_id", "custom", "raw", "first_run", "last_run"})
+_FIELD_KEYS = {"column", "path", "parse", "lookup", "default", "required", "on_missing", "label", "split"}
+
+
+@dataclass(slots=True)
+class Rejection:
+    """Why a row could not become a record: goes to the quarantine table."""
+
+    column: str | None
+    value: Any
+    reason: str
+
+
+@dataclass(slots=True)
+class ParseSettings:
+    """Per-source parse settings (source config wins over mapping defaults)."""
+
+    date_order: str = "auto"
+    default_currency: str | None = None
+    phone_region: str = "US"
+    timezone: tzinfo = UTC
+    decimal_separator: str | None = None
+
+
+def fold(text: str) -> str:
+    """Case-, accent- and space-insensitive key for lookups: ``'  Ganádo '`` -> ``'ganado'``."""
+    text = unicodedata.normalize("NFKD", text.strip().casefold())
+    return " ".join("".join(ch for ch in text if not unicodedata.combining(ch)).split())
+
+
+def _resolve_tz(name: str, where: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise MappingError(f"{where}: unknown timezone {name!r} (use an IANA name like 'Europe/Madrid')") from None
+
+
+@dataclass
+class FieldSpec:
+    name: str
+    column: str | None
+    path: tuple[str, ...] | None
+    parse: str
+    lookup: str | None
+    default: Any
+    required: bool
+    on_missing: str
+    label: str | None
+
+
+@dataclass
+class EntityMapping:
+    """A compiled mapping for one entity; :meth:`convert` turns a raw row into a record."""
+
+    entity: str
+    mapping_name: str
+    match: list[str]
+    id_spec: FieldSpec
+    fields: list[FieldSpec]
+    custom: list[FieldSpec]
+    lookups: dict[str, dict[str, str]]
+    settings: ParseSettings
+    record_cls: type[Record]
+    date_orders: dict[str, str] = field(default_factory=dict)
+    #: (field, value) -> rows, for lookup values the mapping does not know.
+    unmapped: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def matches(self, filename: str) -> bool:
+        lowered = filename.lower()
+        return any(fnmatch.fnmatch(lowered, pattern.lower()) for pattern in self.match)
+
+    def columns(self, parse: str | None = None) -> list[str]:
+        """Columns this mapping reads (optionally only those with a given parse type)."""
+        specs = [self.id_spec, *self.fields, *self.custom]
+        return [s.column for s in specs if s.column and (parse is None or s.parse == parse)]
+
+    def convert(self, row: dict[str, Any], source: str) -> Record | Rejection:
+        """Turn one raw row into a canonical record, or say why it cannot be one."""
+        try:
+            raw_id = self._get(self.id_spec, row)
+            record_id = values.parse_text(raw_id)
+        except ValueParseError as exc:
+            return Rejection(self.id_spec.column, None, exc.reason)
+        if record_id is None:
+            return Rejection(self.id_spec.column, raw_id, "missing id: every row needs a value in its id column")
+        data: dict[str, Any] = {"source": source, "source_id": record_id}
+        for spec in self.fields:
+            raw = self._get(spec, row)
+            try:
+                value = self._parse(spec, raw)
+            except ValueParseError as exc:
+                return Rejection(spec.column or ".".join(spec.path or ()), raw, exc.reason)
+            if value is None:
+                if spec.default is not None and spec.name not in data:
+                    data[spec.name] = spec.default
+                elif spec.required:
+                    return Rejection(spec.column, raw, f"{spec.name} is required but empty")
+                continue
+            if spec.parse == "money":
+                data[spec.name] = value.amount
+                if value.currency and not data.get("currency"):
+                    data["currency"] = value.currency
+            elif spec.parse in ("email", "phone") and spec.name in data:
+                data[spec.name] = data[spec.name] + value
+            else:
+                data[spec.name] = value
+        if self.custom:
+            custom: dict[str, Any] = {}
+            for spec in self.custom:
+                raw = self._get(spec, row)
+                try:
+                    value = self._parse(spec, raw)
+                except ValueParseError as exc:
+                    return Rejection(spec.column, raw, exc.reason)
+                if value is not None:
+                    custom[spec.name] = _jsonable(value)
+            data["custom"] = custom
+        data["raw"] = {k: _jsonable(v) for k, v in row.items() if v is not None and v != ""}
+        try:
+            return self.record_cls.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            name = str(err["loc"][0]) if err["loc"] else None
+            spec = next((s for s in self.fields if s.name == name), None)
+            column = spec.column if spec else name
+            return Rejection(column, row.get(column) if column else None, f"{name}: {err['msg']}")
+
+    @staticmethod
+    def _get(spec: FieldSpec, row: dict[str, Any]) -> Any:
+        if spec.column is not None:
+            return row.get(spec.column)
+        node: Any = row
+        for part in spec.path or ():
+            if not isinstance(node, dict):
+                return None
+            node = node.get(part)
+        return node
+
+    def _parse(self, spec: FieldSpec, raw: Any) -> Any:
+        if raw is None or (isinstance(raw, str) and values.is_blank(raw)):
+            return None
+        settings = self.settings
+        kind = spec.parse
+        if spec.lookup:
+            return self._lookup(spec, raw)
+        if kind == "text" or kind == "id":
+            return values.parse_text(raw)
+        if kind == "date" or kind == "datetime":
+            order = self.date_orders.get(spec.column or "") or (
+                None if settings.date_order == "auto" else settings.date_order
+            )
+            if kind == "date":
+                return values.parse_date(raw, order=order)
+            return values.parse_datetime(raw, order=order, tz=settings.timezone)
+        if kind == "decimal":
+            return values.parse_decimal(raw, decimal_separator=settings.decimal_separator)
+        if kind == "int":
+            number = values.parse_decimal(raw, decimal_separator=settings.decimal_separator)
+            if number is None:
+                return None
+            if number != number.to_integral_value():
+                raise ValueParseError("not a whole number", raw)
+            return int(number)
+        if kind == "money":
+            return values.parse_money(
+                raw, default_currency=settings.default_currency, decimal_separator=settings.decimal_separator
+            )
+        if kind == "bool":
+            return values.parse_bool(raw)
+        if kind == "list":
+            return values.split_multi(str(raw))
+        if kind in ("email", "phone"):
+            return self._contacts(spec, raw)
+        raise AssertionError(kind)  # compile() only admits PARSERS
+
+    def _contacts(self, spec: FieldSpec, raw: Any) -> list[ContactPoint]:
+        points = []
+        parts = values.split_multi(raw if isinstance(raw, str) else str(raw))
+        if spec.parse == "phone" and not isinstance(raw, str):
+            parts = [raw]  # a number cell from XLSX
+        for part in parts:
+            try:
+                if spec.parse == "email":
+                    normalized = values.normalize_email(part)
+                else:
+                    normalized = values.normalize_phone(part, default_region=self.settings.phone_region)
+                problem = None
+            except ValueParseError as exc:
+                normalized, problem = None, exc.reason
+            points.append(
+                ContactPoint(raw=str(part), normalized=normalized, label=spec.label, problem=problem)
+            )
+        return points
+
+    def _lookup(self, spec: FieldSpec, raw: Any) -> Any:
+        text = values.parse_text(raw)
+        if text is None:
+            return None
+        table = self.lookups[spec.lookup or ""]
+        hit = table.get(fold(text))
+        if hit is not None:
+            return hit
+        if spec.on_missing == "keep":
+            return text
+        if spec.on_missing == "quarantine":
+            known = ", ".join(sorted(set(table.values())))
+            raise ValueParseError(
+                f"{text!r} is not in lookup {spec.lookup!r} of mapping {self.mapping_name!r} "
+                f"(maps to: {known}); add it to [lookups.{spec.lookup}]",
+                raw,
+            )
+        self.unmapped[(spec.name, text)] += 1
+        return None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, values.Money):
+        return {"amount": str(value.amount), "currency": value.currency}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, ContactPoint):
+        return value.model_dump(exclude_none=True)
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+@dataclass
+class Mapping:
+    """A loaded mapping file: its entities and lookups."""
+
+    name: str
+    path: Path | None
+    description: str
+    entities: dict[str, EntityMapping]
+
+    def entity(self, name: str) -> EntityMapping:
+        return self.entities[name]
+
+    def entity_for_file(self, filename: str) -> EntityMapping | None:
+        for entity in self.entities.values():
+            if entity.matches(filename):
+                return entity
+        return None
+
+
+def builtin_mappings() -> list[str]:
+    """Names of the presets shipped in :mod:`crmsync.mappings`."""
+    files = resources.files("crmsync.mappings")
+    return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".toml"))
+
+
+def load_mapping(
+    ref: str, *, base_dir: Path | None = None, overrides: dict[str, Any] | None = None
+) -> Mapping:
+    """Load a mapping by preset name (``"spreadsheet"``) or by path to a TOML file.
+
+    ``overrides`` are parse settings from the source config (``date_order``,
+    ``default_currency``, ``phone_region``, ``timezone``, ``decimal_separator``)
+    that win over the mapping's own ``[mapping]`` defaults.
+    """
+    looks_like_path = ref.endswith(".toml") or "/" in ref or "\\" in ref
+    if looks_like_path:
+        path = Path(ref)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        if not path.is_file():
+            raise MappingError(f"{ref}: mapping file not found (built-in presets: {', '.join(builtin_mappings())})")
+        text = path.read_text(encoding="utf-8")
+        name, where = path.stem, str(path)
+    else:
+        resource = resources.files("crmsync.mappings") / f"{ref}.toml"
+        if not resource.is_file():
+            raise MappingError(
+                f"mapping {ref!r}: no such built-in preset (choose one of: {', '.join(builtin_mappings())}, "
+                "or give a path to your own .toml)"
+            )
+        text = resource.read_text(encoding="utf-8")
+        name, where, path = ref, f"mappings/{ref}.toml", None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise MappingError(f"{where}: not valid TOML: {exc}") from None
+    return compile_mapping(data, name=name, where=where, path=path, overrides=overrides or {})
+
+
+def compile_mapping(
+    data: dict[str, Any], *, name: str, where: str, path: Path | None = None, overrides: dict[str, Any]
+) -> Mapping:
+    """Validate a parsed mapping and compile it; every problem names file, entity and field."""
+    problems: list[str] = []
+    unknown = set(data) - {"mapping", "entities", "lookups"}
+    problems += [f"{key}: unknown section (expected mapping, entities, lookups)" for key in sorted(unknown)]
+    head = data.get("mapping", {})
+    known_head = {"description", "date_order", "default_currency", "phone_region", "timezone", "decimal_separator"}
+    problems += [f"mapping.{k}: unknown key" for k in sorted(set(head) - known_head)]
+    merged = {**head, **{k: v for k, v in overrides.items() if v is not None}}
+
+    settings = ParseSettings()
+    order = merged.get("date_order", "auto")
+    if order not in DATE_ORDERS:
+        problems.append(f"mapping.date_order: {order!r} is not one of {', '.join(DATE_ORDERS)}")
+    else:
+        settings.date_order = order
+    settings.default_currency = merged.get("default_currency")
+    settings.phone_region = merged.get("phone_region", "US")
+    settings.decimal_separator = merged.get("decimal_separator")
+    if settings.decimal_separator not in (None, ".", ","):
+        problems.append("mapping.decimal_separator: must be \".\" or \",\"")
+    try:
+        settings.timezone = _resolve_tz(merged.get("timezone", "UTC"), f"{where}: mapping.timezone")
+    except MappingError as exc:
+        problems.append(str(exc))
+
+    lookups: dict[str, dict[str, str]] = {}
+    for lname, table in data.get("lookups", {}).items():
+        if not isinstance(table, dict):
+            problems.append(f"lookups.{lname}: must be a table of canonical = [source words]")
+            continue
+        folded: dict[str, str] = {}
+        for canonical, words in table.items():
+            words = [words] if isinstance(words, str) else words
+            if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+                problems.append(f"lookups.{lname}.{canonical}: must be a list of strings")
+                continue
+            for word in [canonical, *words]:
+                key = fold(word)
+                if key in folded and folded[key] != canonical:
+                    problems.append(
+                        f"lookups.{lname}: {word!r} maps to both {folded[key]!r} and {canonical!r}"
+                    )
+                folded[key] = canonical
+        lookups[lname] = folded
+
+    entities: dict[str, EntityMapping] = {}
+    for ename, body in data.get("entities", {}).items():
+        prefix = f"entities.{ename}"
+        cls = ENTITIES.get(ename)
+        if cls is None:
+            problems.append(f"{prefix}: unknown entity (expected one of {', '.join(ENTITIES)})")
+            continue
+        extra = set(body) - {"match", "id", "fields", "custom"}
+        problems += [f"{prefix}.{k}: unknown key" for k in sorted(extra)]
+        match = body.get("match", [f"*{ename}*"])
+        match = [match] if isinstance(match, str) else match
+        if "id" not in body:
+            problems.append(f"{prefix}.id: missing (the column holding each record's id)")
+            continue
+        id_spec = _field_spec("source_id", body["id"], cls, lookups, f"{prefix}.id", problems, id_field=True)
+        fields = []
+        for fname, spec in body.get("fields", {}).items():
+            if fname not in cls.model_fields or fname in _RESERVED:
+                problems.append(f"{prefix}.fields.{fname}: {ename} has no such field")
+                continue
+            # A list gives several columns for one field, e.g. emails from "Email" and "Email 2".
+            for i, one in enumerate(spec if isinstance(spec, list) else [spec]):
+                where_f = f"{prefix}.fields.{fname}" + (f"[{i}]" if isinstance(spec, list) else "")
+                compiled = _field_spec(fname, one, cls, lookups, where_f, problems)
+                if compiled:
+                    fields.append(compiled)
+        for required in _required_fields(cls):
+            if required not in {f.name for f in fields}:
+                problems.append(f"{prefix}.fields.{required}: required by the {ename} entity but not mapped")
+        custom = []
+        for cname, spec in body.get("custom", {}).items():
+            compiled = _field_spec(cname, spec, None, lookups, f"{prefix}.custom.{cname}", problems)
+            if compiled:
+                custom.append(compiled)
+        if id_spec:
+            entities[ename] = EntityMapping(
+                entity=ename, mapping_name=name, match=match, id_spec=id_spec, fields=fields,
+                custom=custom, lookups=lookups, settings=settings, record_cls=cls,
+            )
+    if problems:
+        raise MappingError(f"{where}: " + "; ".join(problems))
+    return Mapping(name=name, path=path, description=head.get("description", ""), entities=entities)
+
+
+def _required_fields(cls: type[Record]) -> list[str]:
+    base = set(Record.model_fields)
+    return [n for n, f in cls.model_fields.items() if f.is_required() and n not in base]
+
+
+def _kind_for(cls: type[Record] | None, name: str) -> str:
+    """The parse type a model field needs, from its annotation."""
+    if cls is None:
+        return "text"
+    annotation = cls.model_fields[name].annotation
+    if name in ("emails", "phones"):
+        return "email" if name == "emails" else "phone"
+    if get_origin(annotation) in (Union, UnionType):
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    if get_origin(annotation) is list:
+        return "list"
+    for py, kind in ((bool, "bool"), (datetime, "datetime"), (date, "date"), (Decimal, "decimal"), (int, "int")):
+        if isinstance(annotation, type) and issubclass(annotation, py):
+            return kind
+    if get_origin(annotation) is not None and get_args(annotation) and get_args(annotation)[0] is datetime:
+        return "datetime"  # Annotated[datetime, ...]
+    return "text"
+
+
+def _enum_lookup(cls: type[Record] | None, name: str) -> dict[str, str] | None:
+    if cls is None:
+        return None
+    annotation = cls.model_fields[name].annotation
+    for arg in (annotation, *get_args(annotation)):
+        if isinstance(arg, type) and issubclass(arg, Enum):
+            return {fold(m.value): m.value for m in arg}
+    return None
+
+
+def _field_spec(
+    name: str,
+    spec: Any,
+    cls: type[Record] | None,
+    lookups: dict[str, dict[str, str]],
+    where: str,
+    problems: list[str],
+    id_field: bool = False,
+) -> FieldSpec | None:
+    if isinstance(spec, str):
+        spec = {"column": spec}
+    if not isinstance(spec, dict):
+        problems.append(f"{where}: must be a column name or a table like {{ column = \"...\" }}")
+        return None
+    for key in sorted(set(spec) - _FIELD_KEYS):
+        problems.append(f"{where}.{key}: unknown key (expected one of {', '.join(sorted(_FIELD_KEYS))})")
+    column, path = spec.get("column"), spec.get("path")
+    if (column is None) == (path is None) and "default" not in spec:
+        problems.append(f"{where}: give exactly one of column or path")
+        return None
+    kind = "id" if id_field else spec.get("parse") or _kind_for(cls, name)
+    if kind not in PARSERS:
+        problems.append(f"{where}.parse: {kind!r} is not one of {', '.join(PARSERS)}")
+        return None
+    lookup = spec.get("lookup")
+    on_missing = spec.get("on_missing", "report")
+    if on_missing not in ON_MISSING:
+        problems.append(f"{where}.on_missing: {on_missing!r} is not one of {', '.join(ON_MISSING)}")
+    enum_values = None if id_field else _enum_lookup(cls, name)
+    if lookup is not None and lookup not in lookups:
+        problems.append(f"{where}.lookup: no [lookups.{lookup}] table in this mapping")
+        return None
+    if lookup is None and enum_values is not None:
+        # An enum field without a lookup table accepts the canonical words themselves.
+        lookup = f"_enum_{name}"
+        lookups.setdefault(lookup, enum_values)
+        if "on_missing" not in spec:
+            on_missing = "quarantine"
+    default = spec.get("default")
+    if default is not None and enum_values is not None and fold(str(default)) not in enum_values:
+        problems.append(f"{where}.default: {default!r} is not one of {', '.join(sorted(enum_values.values()))}")
+    return FieldSpec(
+        name=name,
+        column=column,
+        path=tuple(path.split(".")) if isinstance(path, str) else None,
+        parse=kind,
+        lookup=lookup,
+        default=default,
+        required=bool(spec.get("required", False)),
+        on_missing=on_missing,
+        label=spec.get("label"),
+    )
+

@@ -1,0 +1,129 @@
+"""What a connector implements, and how crmsync finds connectors.
+
+Why a stream of items: a source yields records, quarantined rows and
+checkpoints in the order it reads them, and the runner commits them in
+batches. A :class:`Checkpoint` is only written after every item before it is
+committed, so a cursor can never run ahead of unwritten data.
+
+Connectors register under the ``crmsync.connectors`` entry-point group, so a
+third-party package can add one::
+
+    [project.entry-points."crmsync.connectors"]
+    mycrm = "mycrm_crmsync:MyCrmSource"
+
+Example connector::
+
+    class MyCrmSource(Source):
+        class Options(BaseModel):
+            url: str
+
+        def read(self):
+            yield Deal(source=self.name, source_id="1", title="First")
+            yield Checkpoint("deals", "2026-01-01T00:00:00Z")
+            yield EntityComplete("deal")
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from crmsync.config import Config, SourceConfig, format_validation_errors
+from crmsync.errors import ConfigError
+from crmsync.model import Record
+from crmsync.warehouse import QuarantineRow
+
+ENTRY_POINT_GROUP = "crmsync.connectors"
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Save ``value`` as the cursor of ``stream`` once everything read before it is committed."""
+
+    stream: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class EntityComplete:
+    """The source has yielded *all* current records of ``entity`` (a full snapshot).
+
+    The runner then marks records it did not see in this run as removed.
+    Incremental reads must not send it.
+    """
+
+    entity: str
+
+
+@dataclass(slots=True)
+class Notice:
+    """Something the user should know that is not a bad row (unmapped stage, ignored file)."""
+
+    kind: str
+    message: str
+    count: int = 1
+
+
+Item = Record | QuarantineRow | Checkpoint | EntityComplete | Notice
+
+
+@dataclass
+class SourceContext:
+    """What a connector may know about its surroundings."""
+
+    config: Config
+    base_dir: Path
+    cursors: dict[str, str] = field(default_factory=dict)
+    progress: Callable[[str, int], None] | None = None
+
+
+class Source(ABC):
+    """Base class of every connector that reads into the canonical model."""
+
+    #: Pydantic model validating this connector's keys of ``[sources.<name>]``.
+    Options: ClassVar[type[BaseModel]]
+
+    def __init__(self, name: str, options: BaseModel, context: SourceContext):
+        self.name = name
+        self.options = options
+        self.context = context
+
+    @classmethod
+    def from_config(cls, source: SourceConfig, context: SourceContext) -> Source:
+        try:
+            options = cls.Options.model_validate(source.options)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_errors(exc, ("sources", source.name))) from None
+        return cls(source.name, options, context)
+
+    @abstractmethod
+    def read(self) -> Iterator[Item]:
+        """Yield records, quarantined rows, checkpoints and notices, streaming."""
+
+
+class StrictOptions(BaseModel):
+    """Base for connector options: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def connector_types() -> dict[str, Any]:
+    """Installed connectors by ``type`` name (entry points, loaded lazily)."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_connector(type_name: str, where: str) -> type[Source]:
+    available = connector_types()
+    if type_name not in available:
+        names = ", ".join(sorted(available)) or "none installed"
+        raise ConfigError(f"{where}.type: unknown source type {type_name!r} (available: {names})")
+    cls = available[type_name].load()
+    if not (isinstance(cls, type) and issubclass(cls, Source)):
+        raise ConfigError(f"{where}.type: connector {type_name!r} does not provide a crmsync Source")
+    return cls
