@@ -302,11 +302,7 @@ def _get_one(call: Call, kind: str) -> tuple[int, dict]:
         raise not_found()
     cat, q = call.store.catalog, call.query
     if kind == "deal":
-        return ok(
-            render.v2_deal(
-                rec, cat, _deal_include(q), _custom_only(q), q.get("include_option_labels") == "true"
-            )
-        )
+        return ok(render.v2_deal(rec, cat, _deal_include(q), _custom_only(q), q.get("include_option_labels") == "true"))
     fn = render.v2_person if kind == "person" else render.v2_org
     return ok(fn(rec, cat, _custom_only(q), q.get("include_option_labels") == "true"))
 
@@ -357,9 +353,7 @@ def _contact_routes(kind):
         return _get_one(call, kind)
 
     def create(call):
-        return ok(
-            render_fn(_write(create_contact, call.store, kind, call.body, call.user_id), call.store.catalog)
-        )
+        return ok(render_fn(_write(create_contact, call.store, kind, call.body, call.user_id), call.store.catalog))
 
     def update(call):
         rec = _write(update_contact, call.store, kind, int(call.params[0]), call.body, call.user_id)
@@ -381,9 +375,7 @@ def _page_list(call: Call, items: list[dict], allowed: tuple[str, ...], render_f
     after = decode_cursor(q.get("cursor"), by, direction)
     if after is not None:
         key = tuple(after)
-        items = [
-            x for x in items if ((x[by], x["id"]) > key if direction == "asc" else (x[by], x["id"]) < key)
-        ]
+        items = [x for x in items if ((x[by], x["id"]) > key if direction == "asc" else (x[by], x["id"]) < key)]
     page, more = items[:limit], len(items) > limit
     nxt = encode_cursor(by, page[-1][by], page[-1]["id"], direction) if more else None
     return ok([render_fn(x) for x in page], {"next_cursor": nxt})
@@ -396,11 +388,7 @@ def pipelines_list(call):
 
 def stages_list(call):
     pid = _int(call.query, "pipeline_id")
-    items = [
-        s
-        for s in call.store.catalog.stages
-        if not s["is_deleted"] and (pid is None or s["pipeline_id"] == pid)
-    ]
+    items = [s for s in call.store.catalog.stages if not s["is_deleted"] and (pid is None or s["pipeline_id"] == pid)]
     return _page_list(call, items, ("id", "update_time", "add_time", "order_nr"), render.v2_stage)
 
 
@@ -605,9 +593,7 @@ def deal_flow(call):
             }
         },
         "user": {
-            str(u): {k: v for k, v in render.v1_user_ref(cat, u).items() if k != "value"}
-            for u in users
-            if cat.user(u)
+            str(u): {k: v for k, v in render.v1_user_ref(cat, u).items() if k != "value"} for u in users if cat.user(u)
         },
     }
     return ok(

@@ -59,9 +59,7 @@ def iso_date(ts: int) -> str:
 class Generator:
     """Builds records for one ``(seed, sizes, now)``; holds no per-record state."""
 
-    def __init__(
-        self, seed: int, now: int, deals: int, persons: int, orgs: int, leads: int, catalog: Catalog
-    ):
+    def __init__(self, seed: int, now: int, deals: int, persons: int, orgs: int, leads: int, catalog: Catalog):
         self.seed, self.now = seed, now
         self.n_deals, self.n_persons, self.n_orgs, self.n_leads = deals, persons, orgs, leads
         self.cat = catalog
@@ -240,9 +238,7 @@ class Generator:
             "won_time": won_time,
             "lost_time": lost_time,
             "first_won_time": first_won,
-            "expected_close_date": iso_date(s["add_time"] + r.randint(14, 180) * DAY)
-            if r.random() < 0.75
-            else None,
+            "expected_close_date": iso_date(s["add_time"] + r.randint(14, 180) * DAY) if r.random() < 0.75 else None,
             "label_ids": sorted(r.sample(range(1, 6), r.randint(0, 2))),
             "origin": "ManuallyCreated" if lead_n is None else self._lead_origin(lead_n),
             "origin_id": None,
@@ -343,11 +339,7 @@ class Generator:
         ascii_ = str.maketrans("áéíóúñÁÉÍÓÚÑ' ", "aeiounAEIOUN..")
         login = f"{first.split()[0]}.{last.split()[0]}".translate(ascii_)
         emails = []
-        domain = (
-            self.org_name(s["org_id"]).split()[0].lower().translate(ascii_) + ".example"
-            if s["org_id"]
-            else None
-        )
+        domain = self.org_name(s["org_id"]).split()[0].lower().translate(ascii_) + ".example" if s["org_id"] else None
         if domain:
             emails.append(
                 {
@@ -502,11 +494,7 @@ class Generator:
     def lead_record(self, n: int) -> dict:
         s = self.lead_summary(n)
         r = rng(self.seed, "lead", n)
-        who = (
-            self.org_name(s["organization_id"])
-            if s["organization_id"]
-            else self.person_full_name(s["person_id"])
-        )
+        who = self.org_name(s["organization_id"]) if s["organization_id"] else self.person_full_name(s["person_id"])
         source = self._lead_source(n)
         labels = [x["id"] for x in r.sample(self.cat.lead_labels, r.randint(0, 2))]
         rec = {
@@ -530,9 +518,7 @@ class Generator:
             "value": {"amount": r.randint(1, 200) * 500, "currency": r.choice(CURRENCIES)}
             if r.random() < 0.6
             else None,
-            "expected_close_date": iso_date(s["add_time"] + r.randint(10, 120) * DAY)
-            if r.random() < 0.4
-            else None,
+            "expected_close_date": iso_date(s["add_time"] + r.randint(10, 120) * DAY) if r.random() < 0.4 else None,
             "next_activity_id": None,
             "add_time": s["add_time"],
             "update_time": s["update_time"],

@@ -171,24 +171,18 @@ def create_deal(
         "channel_id": body.get("channel_id"),
         "source_lead_id": source_lead_id,
         "custom_fields": {
-            k: v
-            for k, v in _check_custom(store, "deal", body.get("custom_fields") or {}).items()
-            if v is not None
+            k: v for k, v in _check_custom(store, "deal", body.get("custom_fields") or {}).items() if v is not None
         },
         "_events": [],
     }
     store.put("deal", rec, [("add_time", None, t)], user_id, source)
     status = body.get("status", "open")
     if status != "open":
-        return update_deal(
-            store, i, {"status": status, "lost_reason": body.get("lost_reason")}, user_id, source
-        )
+        return update_deal(store, i, {"status": status, "lost_reason": body.get("lost_reason")}, user_id, source)
     return rec
 
 
-def update_deal(
-    store: Store, i: int, body: dict, user_id: int, source: str = "api", at: int | None = None
-) -> dict:
+def update_deal(store: Store, i: int, body: dict, user_id: int, source: str = "api", at: int | None = None) -> dict:
     _unknown(body, DEAL_WRITABLE)
     with store.lock:
         rec = store.editable("deal", i)
@@ -314,9 +308,7 @@ def create_contact(
         "visible_to": body.get("visible_to", 3),
         "label_ids": list(body.get("label_ids") or []),
         "custom_fields": {
-            k: v
-            for k, v in _check_custom(store, entity, body.get("custom_fields") or {}).items()
-            if v is not None
+            k: v for k, v in _check_custom(store, entity, body.get("custom_fields") or {}).items() if v is not None
         },
         "_events": [],
     }
@@ -442,9 +434,7 @@ def create_lead(store: Store, body: dict, user_id: int, source: str = "api", at:
     return store.put("lead", rec, [("add_time", None, t)], user_id, source)
 
 
-def update_lead(
-    store: Store, uuid: str, body: dict, user_id: int, source: str = "api", at: int | None = None
-) -> dict:
+def update_lead(store: Store, uuid: str, body: dict, user_id: int, source: str = "api", at: int | None = None) -> dict:
     custom = {k: v for k, v in body.items() if len(k) == 40}
     plain = {k: v for k, v in body.items() if len(k) != 40}
     _unknown(plain, LEAD_WRITABLE - {"origin_id"})
@@ -490,9 +480,7 @@ def delete_lead(store: Store, uuid: str, user_id: int, source: str = "api", at: 
         return store.put("lead", rec, [("is_deleted", False, True)], user_id, source)
 
 
-def convert_lead(
-    store: Store, uuid: str, body: dict, user_id: int, source: str = "api", at: int | None = None
-) -> dict:
+def convert_lead(store: Store, uuid: str, body: dict, user_id: int, source: str = "api", at: int | None = None) -> dict:
     """Do the conversion now: a new deal with ``source_lead_id``, the lead marked deleted.
 
     The deal copies the lead's title, owner, person, organization, value, labels-free fields,
@@ -526,9 +514,7 @@ def convert_lead(
             "channel_id": lead["channel_id"],
             **target,
         }
-        deal = create_deal(
-            store, deal_body, user_id, source, at, source_lead_id=lead["id"], origin=lead["origin"]
-        )
+        deal = create_deal(store, deal_body, user_id, source, at, source_lead_id=lead["id"], origin=lead["origin"])
         lead.update(is_deleted=True, update_time=store.tick(), converted_deal_id=deal["id"])
         store.put("lead", lead, [("is_deleted", False, True)], user_id, source)
         return deal

@@ -208,9 +208,7 @@ class Sandbox:
         wait: bool = True,
         conversion_delay: float = 0.2,
     ):
-        self.store = Store(
-            seed=seed, deals=deals, persons=persons, orgs=orgs, leads=leads, now=now, background=True
-        )
+        self.store = Store(seed=seed, deals=deals, persons=persons, orgs=orgs, leads=leads, now=now, background=True)
         self.limiter = RateLimiter(rate_limit or RateLimitConfig(), seats=len(self.store.catalog.users))
         self.faults = Faults(faults or FaultConfig(), seed)
         self.usage = Usage()

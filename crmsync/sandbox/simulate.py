@@ -146,9 +146,7 @@ def _apply(store: Store, r: random.Random, action: str, t: int) -> dict | None:
         )
         return {"entity": kind, "id": rec["id"]}
     if action == "create_person":
-        rec = m.create_contact(
-            store, "person", {"name": "Nuevo Contacto", "emails": "nuevo@example.com"}, user, src, t
-        )
+        rec = m.create_contact(store, "person", {"name": "Nuevo Contacto", "emails": "nuevo@example.com"}, user, src, t)
         return {"entity": "person", "id": rec["id"]}
     entity = r.choice(["deal", "person", "org"])
     with store.lock:
