@@ -39,17 +39,17 @@ import fnmatch
 import tomllib
 import unicodedata
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from enum import Enum
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from pydantic import ValidationError
 
 from crmsync import values
 from crmsync.errors import MappingError, ValueParseError
@@ -90,6 +90,8 @@ def fold(text: str) -> str:
 
 
 def _resolve_tz(name: str, where: str) -> tzinfo:
+    if name.upper() in ("UTC", "Z", "ETC/UTC"):
+        return UTC  # the constant, so parsers take their no-conversion fast path
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -125,6 +127,11 @@ class EntityMapping:
     date_orders: dict[str, str] = field(default_factory=dict)
     #: (field, value) -> rows, for lookup values the mapping does not know.
     unmapped: Counter[tuple[str, str]] = field(default_factory=Counter)
+    _steps: list[Any] | None = field(default=None, repr=False)
+    _custom_steps: list[Any] = field(default_factory=list, repr=False)
+    _fold_memo: dict[str, str] = field(default_factory=dict, repr=False)
+    _required: list[str] = field(default_factory=list, repr=False)
+    _default_coercers: list[Any] = field(default_factory=list, repr=False)
 
     def matches(self, filename: str) -> bool:
         lowered = filename.lower()
@@ -135,56 +142,95 @@ class EntityMapping:
         specs = [self.id_spec, *self.fields, *self.custom]
         return [s.column for s in specs if s.column and (parse is None or s.parse == parse)]
 
+    def bind(self, headers: Iterable[str] | None = None) -> None:
+        """Prepare the per-row steps for one file: drop columns it lacks, fix each date column's order.
+
+        Call after ``date_orders`` is settled; :meth:`convert` binds lazily to all columns otherwise.
+        """
+        present = None if headers is None else set(headers)
+
+        def steps(specs: list[FieldSpec]) -> list[tuple[FieldSpec, str | None, Callable[[Any], Any], int]]:
+            out = []
+            for spec in specs:
+                if present is not None and spec.column is not None and spec.column not in present:
+                    if spec.default is None and not spec.required:
+                        continue  # the file has no such column: the field stays empty
+                mode = _MONEY if spec.parse == "money" else _APPEND if spec.parse in ("email", "phone") else _SET
+                parse = self._parser(spec)
+                coerce = _coercer(self.record_cls, spec.name) if specs is self.fields else None
+                if coerce is not None:
+                    parse = _then(parse, coerce)
+                if spec.parse not in _MUTABLE_RESULTS and not spec.lookup:
+                    parse = _Memo(parse)
+                out.append((spec, spec.column, parse, mode))
+            return out
+
+        self._steps = steps(self.fields)
+        self._custom_steps = steps(self.custom)
+        self._required = _required_fields(self.record_cls)
+        self._default_coercers = [
+            (spec.name, coerce) for spec in self.fields
+            if spec.default is not None and (coerce := _coercer(self.record_cls, spec.name)) is not None
+        ]
+
     def convert(self, row: dict[str, Any], source: str) -> Record | Rejection:
         """Turn one raw row into a canonical record, or say why it cannot be one."""
-        try:
-            raw_id = self._get(self.id_spec, row)
-            record_id = values.parse_text(raw_id)
-        except ValueParseError as exc:
-            return Rejection(self.id_spec.column, None, exc.reason)
+        if self._steps is None:
+            self.bind()
+        raw_id = self._get(self.id_spec, row)
+        record_id = values.parse_text(raw_id)
         if record_id is None:
             return Rejection(self.id_spec.column, raw_id, "missing id: every row needs a value in its id column")
         data: dict[str, Any] = {"source": source, "source_id": record_id}
-        for spec in self.fields:
-            raw = self._get(spec, row)
-            try:
-                value = self._parse(spec, raw)
-            except ValueParseError as exc:
-                return Rejection(spec.column or ".".join(spec.path or ()), raw, exc.reason)
+        for spec, column, parse, mode in self._steps:
+            raw = row.get(column) if column is not None else self._get(spec, row)
+            if raw is None or raw == "":
+                value = None
+            else:
+                try:
+                    value = parse(raw)
+                except ValueParseError as exc:
+                    return Rejection(column or ".".join(spec.path or ()), raw, exc.reason)
             if value is None:
                 if spec.default is not None and spec.name not in data:
                     data[spec.name] = spec.default
                 elif spec.required:
-                    return Rejection(spec.column, raw, f"{spec.name} is required but empty")
-                continue
-            if spec.parse == "money":
+                    return Rejection(column, raw, f"{spec.name} is required but empty")
+            elif mode == _SET:
+                data[spec.name] = value
+            elif mode == _MONEY:
                 data[spec.name] = value.amount
                 if value.currency and not data.get("currency"):
                     data["currency"] = value.currency
-            elif spec.parse in ("email", "phone") and spec.name in data:
-                data[spec.name] = data[spec.name] + value
             else:
-                data[spec.name] = value
-        if self.custom:
+                data[spec.name] = data[spec.name] + value if spec.name in data else value
+        if self._custom_steps:
             custom: dict[str, Any] = {}
-            for spec in self.custom:
-                raw = self._get(spec, row)
+            for spec, column, parse, _ in self._custom_steps:
+                raw = row.get(column) if column is not None else self._get(spec, row)
+                if raw is None or raw == "":
+                    continue
                 try:
-                    value = self._parse(spec, raw)
+                    value = parse(raw)
                 except ValueParseError as exc:
-                    return Rejection(spec.column, raw, exc.reason)
+                    return Rejection(column, raw, exc.reason)
                 if value is not None:
-                    custom[spec.name] = _jsonable(value)
+                    custom[spec.name] = value
             data["custom"] = custom
-        data["raw"] = {k: _jsonable(v) for k, v in row.items() if v is not None and v != ""}
-        try:
-            return self.record_cls.model_validate(data)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            name = str(err["loc"][0]) if err["loc"] else None
-            spec = next((s for s in self.fields if s.name == name), None)
-            column = spec.column if spec else name
-            return Rejection(column, row.get(column) if column else None, f"{name}: {err['msg']}")
+        # The row as it came (blank cells dropped); typed XLSX cells are JSON-encoded by the warehouse.
+        data["raw"] = {k: v for k, v in row.items() if v is not None and v != ""}
+        for name in self._required:
+            if name not in data:
+                spec = next(s for s in self.fields if s.name == name)
+                return Rejection(spec.column, self._get(spec, row), f"{name} is required but empty")
+        for name, coerce in self._default_coercers:
+            value = data.get(name)
+            if isinstance(value, str):
+                data[name] = coerce(value)
+        # Every value was produced by a typed parser (and coerced above), so the model is built
+        # without re-validating: validation costs more than all the parsing of a row together.
+        # tests/test_mapping.py re-validates every record the mappings produce to keep this honest.
+        return self.record_cls.build(data)
 
     @staticmethod
     def _get(spec: FieldSpec, row: dict[str, Any]) -> Any:
@@ -197,42 +243,35 @@ class EntityMapping:
             node = node.get(part)
         return node
 
-    def _parse(self, spec: FieldSpec, raw: Any) -> Any:
-        if raw is None or (isinstance(raw, str) and values.is_blank(raw)):
-            return None
+    def _parser(self, spec: FieldSpec) -> Callable[[Any], Any]:
+        """The function that parses a non-empty raw value of this field (blank/placeholder -> None)."""
         settings = self.settings
         kind = spec.parse
         if spec.lookup:
-            return self._lookup(spec, raw)
-        if kind == "text" or kind == "id":
-            return values.parse_text(raw)
-        if kind == "date" or kind == "datetime":
+            return partial(self._lookup, spec)
+        if kind in ("text", "id"):
+            return values.parse_text
+        if kind in ("date", "datetime"):
             order = self.date_orders.get(spec.column or "") or (
                 None if settings.date_order == "auto" else settings.date_order
             )
             if kind == "date":
-                return values.parse_date(raw, order=order)
-            return values.parse_datetime(raw, order=order, tz=settings.timezone)
+                return partial(values.parse_date, order=order)
+            return partial(values.parse_datetime, order=order, tz=settings.timezone)
         if kind == "decimal":
-            return values.parse_decimal(raw, decimal_separator=settings.decimal_separator)
+            return partial(values.parse_decimal, decimal_separator=settings.decimal_separator)
         if kind == "int":
-            number = values.parse_decimal(raw, decimal_separator=settings.decimal_separator)
-            if number is None:
-                return None
-            if number != number.to_integral_value():
-                raise ValueParseError("not a whole number", raw)
-            return int(number)
+            return partial(_parse_int, decimal_separator=settings.decimal_separator)
         if kind == "money":
-            return values.parse_money(
-                raw, default_currency=settings.default_currency, decimal_separator=settings.decimal_separator
-            )
+            return partial(values.parse_money, default_currency=settings.default_currency,
+                           decimal_separator=settings.decimal_separator)
         if kind == "bool":
-            return values.parse_bool(raw)
+            return values.parse_bool
         if kind == "list":
-            return values.split_multi(str(raw))
+            return lambda raw: values.split_multi(str(raw)) or None
         if kind in ("email", "phone"):
-            return self._contacts(spec, raw)
-        raise AssertionError(kind)  # compile() only admits PARSERS
+            return partial(self._contacts, spec)
+        raise AssertionError(kind)  # compile_mapping() only admits PARSERS
 
     def _contacts(self, spec: FieldSpec, raw: Any) -> list[ContactPoint]:
         points = []
@@ -258,7 +297,13 @@ class EntityMapping:
         if text is None:
             return None
         table = self.lookups[spec.lookup or ""]
-        hit = table.get(fold(text))
+        memo = self._fold_memo
+        folded = memo.get(text)
+        if folded is None:
+            folded = fold(text)
+            if len(memo) < 50_000:  # lookup columns repeat a few words; don't grow without bound
+                memo[text] = folded
+        hit = table.get(folded)
         if hit is not None:
             return hit
         if spec.on_missing == "keep":
@@ -274,20 +319,79 @@ class EntityMapping:
         return None
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, values.Money):
-        return {"amount": str(value.amount), "currency": value.currency}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, ContactPoint):
-        return value.model_dump(exclude_none=True)
-    if isinstance(value, Enum):
-        return value.value
-    return value
+_SET, _MONEY, _APPEND = 0, 1, 2
+#: Parsers whose results are mutable lists: never shared between records through a memo.
+_MUTABLE_RESULTS = frozenset({"list", "email", "phone"})
+
+
+class _Memo:
+    """Remember a column's parsed values while the column repeats itself (status, stage, owner…).
+
+    Exports are full of low-cardinality columns, and a dict hit costs a fraction of a parse. Once a
+    column shows more than ``limit`` distinct values (ids, titles, timestamps) the memo switches
+    itself off and drops its cache, so unique columns pay almost nothing.
+    """
+
+    __slots__ = ("parse", "cache", "limit")
+
+    def __init__(self, parse: Callable[[Any], Any], limit: int = 2048):
+        self.parse = parse
+        self.cache: dict[Any, Any] | None = {}
+        self.limit = limit
+
+    def __call__(self, raw: Any) -> Any:
+        cache = self.cache
+        if cache is None:
+            return self.parse(raw)
+        try:
+            return cache[raw]
+        except KeyError:
+            value = self.parse(raw)  # a parse error propagates and is not remembered
+            if len(cache) >= self.limit:
+                self.cache = None
+            else:
+                cache[raw] = value
+            return value
+
+
+def _coercer(cls: type[Record], name: str) -> Callable[[Any], Any] | None:
+    """A check/conversion a parsed value still needs to fit the model (enums, currency codes)."""
+    if name == "currency":
+        return _currency_code
+    annotation = cls.model_fields[name].annotation
+    for arg in (annotation, *get_args(annotation)):
+        if isinstance(arg, type) and issubclass(arg, Enum):
+            return arg
+    return None
+
+
+def _currency_code(value: Any) -> str:
+    code = str(value).strip().upper()
+    if code not in values.ISO_4217:
+        raise ValueParseError(f"{value!r} is not an ISO 4217 currency code (like EUR, USD, MXN)", value)
+    return code
+
+
+def _then(first: Callable[[Any], Any], second: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def both(raw: Any) -> Any:
+        value = first(raw)
+        if value is None:
+            return None
+        try:
+            return second(value)
+        except ValueError:
+            raise ValueParseError(f"{value!r} is not an accepted value here", raw) from None
+
+    return both
+
+
+def _parse_int(raw: Any, decimal_separator: str | None) -> int | None:
+    number = values.parse_decimal(raw, decimal_separator=decimal_separator)
+    if number is None:
+        return None
+    if number != number.to_integral_value():
+        raise ValueParseError("not a whole number", raw)
+    return int(number)
 
 
 @dataclass

@@ -30,7 +30,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -59,7 +59,9 @@ def to_sql(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -70,7 +72,9 @@ def to_sql(value: Any) -> Any:
 
 
 def to_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+    """Compact JSON; keys keep their order (a source row's column order is stable), so equal
+    records give equal text. One encoder is reused: ``json.dumps`` with options builds a new one per call."""
+    return _ENCODE(value)
 
 
 def _json_default(value: Any) -> Any:
@@ -78,6 +82,18 @@ def _json_default(value: Any) -> Any:
         return value.model_dump(mode="json", exclude_none=True)
     converted = to_sql(value)
     return converted
+
+
+# A C encoder built once: JSONEncoder.encode() with options rebuilds it on every call, which
+# costs more than encoding a whole row.
+_C_ENCODER = json.encoder.c_make_encoder
+if _C_ENCODER is not None:
+    _c_encode = _C_ENCODER(None, _json_default, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+
+    def _ENCODE(value: Any) -> str:  # noqa: N802 - module-level alias
+        return "".join(_c_encode(value, 0))
+else:  # pragma: no cover - CPython always has the C accelerator
+    _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default).encode
 
 
 def _sql_type(annotation: Any) -> type:
@@ -92,6 +108,29 @@ def _sql_type(annotation: Any) -> type:
     return str
 
 
+def _converter(annotation: Any, name: str) -> Callable[[Any], Any] | None:
+    """How a model field becomes a SQLite value; ``None`` when it already is one (the common case)."""
+    if name in ("custom", "raw", "emails", "phones", "labels", "reasons"):
+        return to_json
+    if get_origin(annotation) is Union or type(annotation).__name__ == "UnionType":
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    base = get_args(annotation)[0] if get_origin(annotation) is not None and get_args(annotation) else annotation
+    if isinstance(base, type):
+        if issubclass(base, Enum):
+            return _enum_value
+        if issubclass(base, datetime):
+            return to_sql
+        if issubclass(base, date):
+            return date.isoformat
+        if issubclass(base, Decimal):
+            return str
+    return None
+
+
+def _enum_value(value: Enum) -> Any:
+    return value.value
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """How one entity is laid out: its table and data columns (in a fixed order)."""
@@ -100,14 +139,26 @@ class TableSpec:
     table: str
     columns: tuple[str, ...]
     types: dict[str, type]
+    converters: tuple[tuple[str, Callable[[Any], Any] | None], ...]
 
     @classmethod
     def for_entity(cls, entity: str) -> TableSpec:
         model = ENTITIES[entity]
         own = [n for n in model.model_fields if n not in Record.model_fields]
         names = ["source", "source_id", *own, "custom", "raw"]
-        types = {n: _sql_type(model.model_fields[n].annotation) for n in names}
-        return cls(entity=entity, table=TABLES[entity], columns=tuple(names), types=types)
+        fields = model.model_fields
+        types = {n: _sql_type(fields[n].annotation) for n in names}
+        converters = tuple((n, _converter(fields[n].annotation, n)) for n in names)
+        return cls(entity=entity, table=TABLES[entity], columns=tuple(names), types=types, converters=converters)
+
+    def row(self, record: Record) -> list[Any]:
+        """The record's values in column order, as SQLite values."""
+        values = record.__dict__
+        out = []
+        for name, convert in self.converters:
+            value = values[name]
+            out.append(value if convert is None or value is None else convert(value))
+        return out
 
 
 SPECS = {entity: TableSpec.for_entity(entity) for entity in ENTITIES}
@@ -212,7 +263,6 @@ class Warehouse:
                         for name, kind in columns.items():
                             if name not in table.columns_dict:
                                 table.add_column(name, kind)
-                    table.create_index(["last_run"], if_not_exists=True)
                 db["deals"].create_index(["source", "stage_id"], if_not_exists=True)
                 db["deals"].create_index(["source", "source_lead_id"], if_not_exists=True)
                 db["stage_changes"].create_index(["source", "deal_id", "changed_at"], if_not_exists=True)
@@ -303,8 +353,9 @@ class Warehouse:
             return counts
         rows: dict[tuple[str, str], tuple[list[Any], str, Record]] = {}
         for record in records:
-            row = [to_sql(getattr(record, c)) for c in spec.columns]
-            digest = hashlib.blake2b(to_json(row[2:]).encode(), digest_size=16).hexdigest()
+            row = spec.row(record)
+            # repr() of str/int/float/None is stable across processes, and much cheaper than JSON.
+            digest = hashlib.blake2b(repr(row[2:]).encode(), digest_size=16).hexdigest()
             key = (record.source, record.source_id)
             if key in rows:
                 counts.duplicates.append((record, "duplicate id in this run: an earlier row has the same id"))

@@ -125,6 +125,7 @@ class SpreadsheetSource(Source):
             for column in sorted(set(em.columns()) - headers):
                 yield Notice("missing_column", f"{path.name}: column {column!r} of the mapping is not in the file")
         yield from self._settle_date_orders(path, em)
+        em.bind(headers)
         name = self.name
         with self._open(path) as table:
             for row in table:
