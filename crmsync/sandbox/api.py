@@ -573,7 +573,7 @@ def deal_flow(call):
     q = call.query
     start, limit = _v1_page(q)
     items = [x for x in (q.get("items") or "").split(",") if x]
-    events = [] if items and "dealChange" not in items else list(rec["_events"])
+    events = [] if items and "dealChange" not in items else call.store.events("deal", rec["id"])
     if q.get("all_changes") not in ("1", "true"):
         events = [e for e in events if not _is_custom(e["field_key"])]
     events.sort(key=lambda e: (e["time"], e["id"]), reverse=True)  # newest first
@@ -607,7 +607,7 @@ def deal_changelog(call):
     rec = _deal_or_404(call)
     q = call.query
     limit, start = _v2_limit(q), _offset_cursor(q)
-    events = sorted(rec["_events"], key=lambda e: (e["time"], e["id"]), reverse=True)
+    events = sorted(call.store.events("deal", rec["id"]), key=lambda e: (e["time"], e["id"]), reverse=True)
     page = events[start : start + limit]
     nxt = _offset_next(start + limit) if start + limit < len(events) else None
     return ok([render.changelog_item(e) for e in page], {"next_cursor": nxt})

@@ -303,10 +303,16 @@ class Catalog:
 
     # -- lookups -------------------------------------------------------------------------------
     def custom_fields(self, entity: str) -> list[dict]:
-        return [f for f in self.fields["deal" if entity == "lead" else entity] if f["custom"]]
+        """Custom field objects (live: renames and new options show). Fields are never added."""
+        entity = "deal" if entity == "lead" else entity
+        cache = self.__dict__.setdefault("_custom_cache", {})
+        if entity not in cache:
+            cache[entity] = [f for f in self.fields[entity] if f["custom"]]
+        return cache[entity]
 
     def stage(self, sid: int) -> dict | None:
-        return next((s for s in self.stages if s["id"] == sid), None)
+        by_id = self.__dict__.setdefault("_stage_by_id", {s["id"]: s for s in self.stages})
+        return by_id.get(sid)
 
     def pipeline_stages(self, pid: int) -> list[dict]:
         return sorted(

@@ -17,8 +17,8 @@ Example::
     >>> from crmsync.sandbox.catalog import Catalog
     >>> g = Generator(seed=1, now=1_790_000_000, deals=100, persons=30, orgs=10, leads=20,
     ...               catalog=Catalog.build(1, 1_790_000_000))
-    >>> g.deal_record(5)["id"], g.deal_record(5) == g.deal_record(5)
-    (5, True)
+    >>> g.deal_record(5)["id"], g.deal_record(5) == g.deal_record(5), g.deal_events(5)[0]["field_key"]
+    (5, True, 'add_time')
 """
 
 from __future__ import annotations
@@ -161,56 +161,26 @@ class Generator:
         )
 
     def deal_record(self, i: int) -> dict:
-        """The full canonical deal (times as epoch seconds) plus its ``_events`` history."""
+        """The full canonical deal (times as epoch seconds); its history is :meth:`deal_events`."""
         s = self.deal_summary(i)
         r = rng(self.seed, "deal", i)
         cat = self.cat
-        stages = self._pipes[s["pipeline_id"] - 1]
         org = self.org_name(s["org_id"]) if s["org_id"] else None
         product = PRODUCTS[r.randrange(len(PRODUCTS))]
         title = f"{org} – {product}" if org else f"{product} ({self.person_full_name(s['person_id'])})"
         creator = s["owner_id"] if r.random() < 0.8 else 1 + r.randrange(self.n_users)
-        events: list[tuple] = []  # (time, field_key, old, new, user_id)
         lead_n = self.lead_for_deal.get(i)
-        events.append((s["add_time"], "add_time", None, s["add_time"], creator))
-        # the stage path: forward one stage at a time, sometimes one step back and forth again
-        k = s["stage_index"]
-        path = list(range(k + 1))
-        if k >= 2 and r.random() < 0.15:
-            j = r.randrange(1, k)
-            path = path[: j + 1] + [j - 1] + path[j:]
-        if len(path) > 1:
-            t_first, t_last = s["add_time"] + 60, s["last_move"]
-            times = sorted(r.randint(t_first, t_last) for _ in range(len(path) - 2)) + [t_last]
-            for (a, b), t in zip(zip(path, path[1:], strict=False), times, strict=True):
-                events.append((t, "stage_id", stages[a], stages[b], s["owner_id"]))
-        status = "open"
-        lost_reason = None
-        won_time = lost_time = None
+        status, lost_reason, won_time, lost_time = "open", None, None, None
         if s["close_time"] is not None:
             status = s["closed_status"]
             if status == "won":
                 won_time = s["close_time"]
-                events.append((won_time, "status", "open", "won", s["owner_id"]))
-                events.append((won_time, "won_time", None, won_time, s["owner_id"]))
             else:
                 lost_time = s["close_time"]
                 lost_reason = LOST_REASONS[r.randrange(len(LOST_REASONS))]
-                events.append((lost_time, "status", "open", "lost", s["owner_id"]))
-                events.append((lost_time, "lost_reason", None, lost_reason, s["owner_id"]))
-                events.append((lost_time, "lost_time", None, lost_time, s["owner_id"]))
         first_won = won_time
         if s["reopen_time"] is not None:
-            events.append((s["reopen_time"], "status", status, "open", s["owner_id"]))
             status, won_time, lost_time, lost_reason = "open", None, None, None
-        value = s["value"]
-        if s["touch_time"] is not None:
-            events.append((s["touch_time"], "value", value - 25 * r.randint(1, 400), value, s["owner_id"]))
-        if s["is_archived"]:
-            events.append((s["archive_time"], "is_archived", False, True, s["owner_id"]))
-        if s["is_deleted"]:
-            events.append((s["delete_time"], "status", status, "deleted", s["owner_id"]))
-        events.sort(key=lambda e: e[0])
         stage = cat.stage(s["stage_id"])
         close_time = won_time or lost_time
         rec = {
@@ -222,7 +192,7 @@ class Generator:
             "org_id": s["org_id"],
             "pipeline_id": s["pipeline_id"],
             "stage_id": s["stage_id"],
-            "value": value,
+            "value": s["value"],
             "currency": s["currency"],
             "add_time": s["add_time"],
             "update_time": s["update_time"],
@@ -250,7 +220,48 @@ class Generator:
         if r.random() < 0.3:
             rec["channel"] = 1 + r.randrange(len(cat.channels))
             rec["channel_id"] = r.choice(["Jun23 Billboards", "Q4 webinar", "Feria Madrid", None])
-        rec["_events"] = [
+        return rec
+
+    def deal_events(self, i: int) -> list[dict]:
+        """The generated field-change history of deal ``i``, oldest first (its own RNG stream)."""
+        s = self.deal_summary(i)
+        rec = self.deal_record(i)
+        h = rng(self.seed, "deal-history", i)
+        stages = self._pipes[s["pipeline_id"] - 1]
+        owner, creator = s["owner_id"], rec["creator_user_id"]
+        events: list[tuple] = [(s["add_time"], "add_time", None, s["add_time"], creator)]
+        # the stage path: forward one stage at a time, sometimes one step back and forth again
+        k = s["stage_index"]
+        path = list(range(k + 1))
+        if k >= 2 and h.random() < 0.15:
+            j = h.randrange(1, k)
+            path = path[: j + 1] + [j - 1] + path[j:]
+        if len(path) > 1:
+            t_first, t_last = s["add_time"] + 60, s["last_move"]
+            times = sorted(h.randint(t_first, t_last) for _ in range(len(path) - 2)) + [t_last]
+            for (a, b), t in zip(zip(path, path[1:], strict=False), times, strict=True):
+                events.append((t, "stage_id", stages[a], stages[b], owner))
+        status = "open"
+        if s["close_time"] is not None:
+            status, t = s["closed_status"], s["close_time"]
+            events.append((t, "status", "open", status, owner))
+            if status == "won":
+                events.append((t, "won_time", None, t, owner))
+            else:
+                reason = rec["lost_reason"] or LOST_REASONS[h.randrange(len(LOST_REASONS))]
+                events.append((t, "lost_reason", None, reason, owner))
+                events.append((t, "lost_time", None, t, owner))
+        if s["reopen_time"] is not None:
+            events.append((s["reopen_time"], "status", status, "open", owner))
+            status = "open"
+        if s["touch_time"] is not None:
+            events.append((s["touch_time"], "value", s["value"] - 25 * h.randint(1, 400), s["value"], owner))
+        if s["is_archived"]:
+            events.append((s["archive_time"], "is_archived", False, True, owner))
+        if s["is_deleted"]:
+            events.append((s["delete_time"], "status", status, "deleted", owner))
+        events.sort(key=lambda e: e[0])
+        return [
             {
                 "id": i * 64 + n,
                 "item_id": i,
@@ -263,7 +274,6 @@ class Generator:
             }
             for n, (t, key, old, new, uid) in enumerate(events)
         ]
-        return rec
 
     def _custom_values(self, entity: str, r, add_t: int) -> dict:
         out: dict = {}
@@ -385,7 +395,6 @@ class Generator:
             "label_ids": [],
             "picture_id": None,
             "custom_fields": self._custom_values("person", r, s["add_time"]),
-            "_events": [],
         }
 
     # -- organizations -------------------------------------------------------------------------
@@ -439,7 +448,6 @@ class Generator:
             "annual_revenue": None,
             "employee_count": r.choice([None, 5, 12, 50, 250, 1200]),
             "custom_fields": self._custom_values("org", r, s["add_time"]),
-            "_events": [],
         }
 
     # -- leads ---------------------------------------------------------------------------------
@@ -525,7 +533,6 @@ class Generator:
             "visible_to": "3",
             "custom_fields": self._custom_values("lead", r, s["add_time"]),
             "converted_deal_id": self.deal_from_lead.get(n),
-            "_events": [],
         }
         return rec
 

@@ -10,8 +10,9 @@ Example::
 
     >>> from crmsync.sandbox.store import Store
     >>> st = Store(seed=1, deals=20)
-    >>> update_deal(st, 1, {"status": "won"}, user_id=1)["status"]
-    'won'
+    >>> deal = create_deal(st, {"title": "Demo"}, user_id=1)
+    >>> update_deal(st, deal["id"], {"status": "won"}, user_id=1)["won_time"] is not None
+    True
 """
 
 from __future__ import annotations

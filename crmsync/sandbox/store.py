@@ -189,6 +189,16 @@ class Store:
             rec = self.overlay[kind].get(ident)
         return rec if rec is not None else self._base(kind, ident)
 
+    def events(self, kind: str, ident: int) -> list[dict]:
+        """Field-change history of one record, oldest first (generated part plus later changes)."""
+        with self.lock:
+            rec = self.overlay[kind].get(ident)
+            if rec is not None and "_events" in rec:
+                return list(rec["_events"])
+        if kind == "deal" and 1 <= ident <= self.sizes["deal"]:
+            return self.gen.deal_events(ident)
+        return []
+
     def deal(self, i: int) -> dict | None:
         return self.get("deal", i)
 
@@ -311,7 +321,10 @@ class Store:
         rec = self.get(kind, ident)
         if rec is None:
             raise NotFound(kind)
-        return copy.deepcopy(rec)
+        rec = copy.deepcopy(rec)
+        if "_events" not in rec:
+            rec["_events"] = self.events(kind, ident)
+        return rec
 
     def new_id(self, kind: str) -> int:
         with self.lock:

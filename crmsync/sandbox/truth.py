@@ -66,5 +66,5 @@ def export_truth(store) -> dict:
                     continue
                 out[key].append(_plain(rec))
                 if kind == "deal":
-                    out["events"].extend(_event(e) for e in rec["_events"])
+                    out["events"].extend(_event(e) for e in store.events("deal", i))
         return out
