@@ -53,14 +53,18 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
 
 
+def _say(message: str) -> None:
+    """One unwrapped line on stderr (rich would wrap it at the terminal width)."""
+    sys.stderr.write(message.replace("\n", " ") + "\n")
+
+
 def _fail(exc: BaseException, debug: bool) -> typer.Exit:
     if debug:
-        err.print(traceback.format_exc(), markup=False, highlight=False)
+        sys.stderr.write(traceback.format_exc())
     if isinstance(exc, CrmsyncError):
-        err.print(f"crmsync: error: {exc}", markup=False, highlight=False)
+        _say(f"crmsync: error: {exc}")
         return typer.Exit(exc.exit_code)
-    err.print(f"crmsync: unexpected error: {type(exc).__name__}: {exc} (re-run with --debug and report it)",
-              markup=False, highlight=False)
+    _say(f"crmsync: unexpected error: {type(exc).__name__}: {exc} (re-run with --debug and report it)")
     return typer.Exit(1)
 
 
@@ -97,7 +101,7 @@ def sync(
         with _Progress(enabled=not as_json and err.is_terminal) as progress:
             summary = run_sync(cfg, only=source, progress=progress.update)
     except KeyboardInterrupt:
-        err.print("crmsync: interrupted; the next run resumes from what was committed", markup=False)
+        _say("crmsync: interrupted; the next run resumes from what was committed")
         raise typer.Exit(130) from None
     except Exception as exc:
         raise _fail(exc, debug) from None
@@ -108,7 +112,7 @@ def sync(
     failed = [s for s in summary.sources if s.status != "ok"]
     if failed:
         for s in failed:
-            err.print(f"crmsync: error: source {s.name}: {s.error}", markup=False, highlight=False)
+            _say(f"crmsync: error: source {s.name}: {s.error}")
         raise typer.Exit(failed[0].exit_code)
 
 

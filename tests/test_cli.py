@@ -1,0 +1,146 @@
+"""The CLI: exit codes, one-line errors on stderr, --json, --help examples."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from crmsync.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+@pytest.fixture
+def example(tmp_path, monkeypatch):
+    """The shipped example config and data, copied so the test writes its own crmsync.db."""
+    shutil.copy(ROOT / "config.example.toml", tmp_path / "config.example.toml")
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    for var in ("CRMSYNC_CONFIG", "CRMSYNC_WAREHOUSE__PATH"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path / "config.example.toml"
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_sync_json_reports_counts_that_add_up(example):
+    result = invoke("sync", "--config", str(example), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "succeeded"
+    totals = summary["totals"]
+    assert totals["read"] == totals["inserted"] + totals["quarantined"] > 0
+    assert {e["entity"] for e in summary["entities"]} == {"user", "organization", "person", "lead", "deal"}
+
+
+def test_sync_table_output_names_entities_and_time(example):
+    result = invoke("sync", "--config", str(example))
+    assert result.exit_code == 0
+    assert "deal" in result.stdout and "quarantined" in result.stdout and "succeeded in" in result.stdout
+
+
+def test_status_after_two_syncs_shows_both_runs_and_table_counts(example):
+    invoke("sync", "--config", str(example))
+    invoke("sync", "--config", str(example))
+    result = invoke("status", "--config", str(example), "--json")
+    assert result.exit_code == 0
+    report = json.loads(result.stdout)
+    assert [r["status"] for r in report["runs"]] == ["succeeded", "succeeded"]
+    second = report["runs"][0]["counts"]
+    assert sum(c["unchanged"] for c in second) == sum(c["read"] - c["quarantined"] for c in second)
+    assert report["tables"]["deals"]["rows"] > 0
+
+
+def test_config_from_environment_variable(example, monkeypatch):
+    monkeypatch.setenv("CRMSYNC_CONFIG", str(example))
+    assert invoke("sync", "--json").exit_code == 0
+
+
+def test_missing_config_is_one_line_on_stderr_with_exit_code_2(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CRMSYNC_CONFIG", raising=False)
+    result = invoke("sync")
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert result.stderr.startswith("crmsync: error: crmsync.toml: config file not found")
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_config_keys_are_all_listed_in_one_line(tmp_path):
+    conf = tmp_path / "c.toml"
+    conf.write_text('[warehouse]\npaht = "x"\n[sources.a]\ntype = "spreadsheet"\npaht = "x.csv"\n')
+    result = invoke("sync", "--config", str(conf))
+    assert result.exit_code == 2
+    assert "warehouse.paht: unknown key" in result.stderr
+    conf.write_text('[sources.a]\ntype = "spreadsheet"\npaht = "x.csv"\n')
+    result = invoke("sync", "--config", str(conf))
+    assert result.exit_code == 2
+    assert "sources.a.paht: unknown key" in result.stderr and "sources.a.path: Field required" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_unreadable_input_exits_3_naming_the_file(tmp_path):
+    (tmp_path / "deals.xlsx").write_bytes(b"not a zip")
+    conf = tmp_path / "c.toml"
+    conf.write_text('[sources.a]\ntype = "spreadsheet"\npath = "deals.xlsx"\n')
+    result = invoke("sync", "--config", str(conf))
+    assert result.exit_code == 3
+    assert "deals.xlsx" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_debug_flag_adds_the_traceback(tmp_path):
+    conf = tmp_path / "c.toml"
+    conf.write_text("[warehouse\n")
+    result = invoke("sync", "--config", str(conf), "--debug")
+    assert result.exit_code == 2 and "Traceback" in result.stderr
+
+
+def test_unknown_source_name_is_a_usage_error(example):
+    result = invoke("sync", "--config", str(example), "--source", "nope")
+    assert result.exit_code == 2 and "unknown source nope (configured: examples)" in result.stderr
+
+
+def test_status_before_any_sync_explains_what_to_do(example):
+    result = invoke("status", "--config", str(example))
+    assert result.exit_code == 5 and "run `crmsync sync` first" in result.stderr
+
+
+def test_init_writes_a_config_that_loads_and_refuses_to_overwrite(tmp_path):
+    target = tmp_path / "crmsync.toml"
+    assert invoke("init", str(target)).exit_code == 0
+    from crmsync.config import load_config
+
+    assert load_config(target).sources["spreadsheets"].type == "spreadsheet"
+    again = invoke("init", str(target))
+    assert again.exit_code == 2 and "--force" in again.stderr
+
+
+def test_second_sync_while_one_holds_the_warehouse_exits_5(example):
+    from crmsync.warehouse import Warehouse
+
+    with Warehouse.open(example.parent / "crmsync.db"):
+        result = invoke("sync", "--config", str(example))
+    assert result.exit_code == 5 and "another crmsync run" in result.stderr
+
+
+def test_every_command_has_help_with_an_example():
+    commands = ["sync", "status", "init"]
+    for name in commands:
+        result = invoke(name, "--help")
+        assert result.exit_code == 0
+        assert "Example:" in result.stdout and f"crmsync {name}" in result.stdout, name
+    top = invoke("--help")
+    assert "Exit codes" in top.stdout
+
+
+def test_version_flag(example):
+    from crmsync import __version__
+
+    assert invoke("--version").stdout.strip() == f"crmsync {__version__}"
