@@ -285,3 +285,35 @@ def test_random_csv_bytes_never_crash_a_sync_and_every_row_is_accounted_for(tmp_
     loaded = db.execute("select count(*) from organizations").fetchone()[0]
     quarantined = db.execute("select count(*) from quarantine").fetchone()[0]
     assert loaded + quarantined == sum(e.read for e in summary.entities)
+
+
+# ------------------------------------------------------------------ derived pipelines and stages
+
+
+def test_deals_export_without_stage_list_gets_pipelines_and_stages_with_categories(tmp_path):
+    data = "ID,Title,Pipeline,Stage\n1,a,Sales,Propuesta\n2,b,Sales,Demo booked\n3,c,,Prospecting\n4,d,Sales,Propuesta\n"
+    summary, db = sync(tmp_path, {"deals.csv": data})
+    assert db.execute("select source_id, name, pipeline_id, category from stages order by source_id").fetchall() == [
+        ("Default/Prospecting", "Prospecting", "Default", "prospecting"),
+        ("Sales/Demo booked", "Demo booked", "Sales", None),
+        ("Sales/Propuesta", "Propuesta", "Sales", "proposal"),
+    ]
+    assert db.execute("select source_id from pipelines order by 1").fetchall() == [("Default",), ("Sales",)]
+    assert db.execute("select stage_id from deals where source_id = '4'").fetchone() == ("Sales/Propuesta",)
+    assert_accounted(summary)
+
+
+def test_stage_that_no_deal_uses_any_more_is_marked_removed(tmp_path):
+    sync(tmp_path, {"deals.csv": "ID,Title,Stage\n1,a,Proposal\n2,b,Negotiation\n"})
+    _, db = sync(tmp_path, {"deals.csv": "ID,Title,Stage\n1,a,Proposal\n2,b,Proposal\n"})
+    assert db.execute("select source_id from stages where removed_run is not null").fetchall() == [
+        ("Default/Negotiation",)
+    ]
+
+
+def test_module_examples_run():
+    import doctest
+
+    from crmsync.connectors.spreadsheet import stages
+
+    assert doctest.testmod(stages).failed == 0

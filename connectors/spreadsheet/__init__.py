@@ -31,6 +31,7 @@ from crmsync.values import DateOrderDetector, is_blank
 from crmsync.warehouse import QuarantineRow
 
 from .reader import SheetRow, Table, open_table
+from .stages import StageCatalog
 
 #: Regions whose exports write month before day; elsewhere ambiguous dates read as D/M/Y.
 _MONTH_FIRST_REGIONS = frozenset({"US", "CA", "PH", "FM", "MH", "PW", "GU", "AS", "PR", "VI"})
@@ -94,12 +95,14 @@ class SpreadsheetSource(Source):
             if entity not in mapping.entities:
                 raise ConfigError(f"sources.{self.name}.entity: mapping {mapping.name!r} has no [entities.{entity}]")
             by_entity.setdefault(entity, []).append(path)
+        # Exports without a stage list of their own get one derived from their deals.
+        catalog = StageCatalog(self.name) if "stage" not in by_entity and "pipeline" not in by_entity else None
         for entity in ENTITIES:  # parents before children
             if entity not in by_entity:
                 continue
             em = mapping.entity(entity)
             for path in by_entity[entity]:
-                yield from self._read_file(path, em)
+                yield from self._read_file(path, em, catalog if entity == "deal" else None)
             for (field, value), count in sorted(em.unmapped.items()):
                 yield Notice(
                     "unmapped_value",
@@ -108,12 +111,16 @@ class SpreadsheetSource(Source):
                 )
             em.unmapped.clear()
             yield EntityComplete(entity)
+            if entity == "deal" and catalog is not None:
+                yield from catalog.records()
+                yield EntityComplete("pipeline")
+                yield EntityComplete("stage")
 
     def _open(self, path: Path) -> Table:
         o = self.options
         return open_table(path, sheet=o.sheet, encoding=o.encoding, delimiter=o.delimiter, header_row=o.header_row)
 
-    def _read_file(self, path: Path, em: EntityMapping) -> Iterator[Item]:
+    def _read_file(self, path: Path, em: EntityMapping, catalog: StageCatalog | None) -> Iterator[Item]:
         shown = str(path)
         with self._open(path) as table:
             headers = set(table.headers)
@@ -141,6 +148,8 @@ class SpreadsheetSource(Source):
                 if isinstance(result, Rejection):
                     yield _quarantine(name, em.entity, row, result.column, result.value, result.reason)
                 else:
+                    if catalog is not None:
+                        catalog.attach(result)
                     yield result.at(file=row.file, sheet=row.sheet, line=row.line)
 
     def _settle_date_orders(self, path: Path, em: EntityMapping) -> Iterator[Notice]:
