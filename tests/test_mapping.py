@@ -57,7 +57,8 @@ def test_lead_status_outside_the_lookup_is_rejected_with_the_fix():
 
 def test_lead_status_words_in_spanish_map_to_canonical_statuses():
     em = load_mapping("spreadsheet").entity("lead")
-    for word, status in [("En proceso", LeadStatus.WORKING), ("CONVERTIDO", LeadStatus.CONVERTED), ("", LeadStatus.NEW)]:
+    cases = [("En proceso", LeadStatus.WORKING), ("CONVERTIDO", LeadStatus.CONVERTED), ("", LeadStatus.NEW)]
+    for word, status in cases:
         assert em.convert({"ID": "L1", "Title": "x", "Status": word}, "s").status is status
 
 
@@ -115,7 +116,10 @@ def test_mapping_errors_name_file_entity_and_field_all_at_once():
         compile_mapping(
             {
                 "entities": {
-                    "deal": {"id": "ID", "fields": {"title": "T", "valeu": "V", "status": {"column": "S", "lookup": "nope"}}},
+                    "deal": {
+                        "id": "ID",
+                        "fields": {"title": "T", "valeu": "V", "status": {"column": "S", "lookup": "nope"}},
+                    },
                     "widget": {"id": "ID"},
                     "lead": {"fields": {"title": "T"}},
                 },
@@ -163,7 +167,9 @@ def test_unknown_preset_and_missing_file_are_clear_errors(tmp_path):
 
 
 def test_user_mapping_file_is_loaded_relative_to_the_config(tmp_path):
-    (tmp_path / "m.toml").write_text('[entities.organization]\nid = "Id"\n[entities.organization.fields]\nname = "Org"\n')
+    (tmp_path / "m.toml").write_text(
+        '[entities.organization]\nid = "Id"\n[entities.organization.fields]\nname = "Org"\n'
+    )
     m = load_mapping("m.toml", base_dir=tmp_path)
     assert m.entity("organization").convert({"Id": 5, "Org": "Acme"}, "s").source_id == "5"
 

@@ -72,6 +72,7 @@ def test_installed_names_are_crmsync_subpackages_not_generic_top_level_ones():
     out = subprocess.run([sys.executable, "-c", probe], cwd="/", capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["None", "None"]
     import crmsync.connectors.spreadsheet  # noqa: F401
+
     from crmsync.mapping import builtin_mappings
     from crmsync.source import connector_types
 

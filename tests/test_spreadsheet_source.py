@@ -219,7 +219,8 @@ def test_rerun_of_unchanged_input_changes_nothing(tmp_path):
 def test_editing_one_cell_updates_exactly_that_record_and_records_history(tmp_path):
     rows = "1,a,Open,10,EUR,Proposal,,\n2,b,Open,5,EUR,Proposal,,\n"
     sync(tmp_path, {"deals.csv": DEAL_HEADER + rows})
-    summary, db = sync(tmp_path, {"deals.csv": DEAL_HEADER + rows.replace("2,b,Open,5,EUR,Proposal", "2,b,Open,5,EUR,Negotiation")})
+    edited = rows.replace("2,b,Open,5,EUR,Proposal", "2,b,Open,5,EUR,Negotiation")
+    summary, db = sync(tmp_path, {"deals.csv": DEAL_HEADER + edited})
     c = counts(summary, "deal")
     assert (c.updated, c.unchanged) == (1, 1)
     changes = db.execute("select source_id, field, old_value, new_value from changes order by field").fetchall()
@@ -291,7 +292,8 @@ def test_random_csv_bytes_never_crash_a_sync_and_every_row_is_accounted_for(tmp_
 
 
 def test_deals_export_without_stage_list_gets_pipelines_and_stages_with_categories(tmp_path):
-    data = "ID,Title,Pipeline,Stage\n1,a,Sales,Propuesta\n2,b,Sales,Demo booked\n3,c,,Prospecting\n4,d,Sales,Propuesta\n"
+    data = ("ID,Title,Pipeline,Stage\n"
+            "1,a,Sales,Propuesta\n2,b,Sales,Demo booked\n3,c,,Prospecting\n4,d,Sales,Propuesta\n")
     summary, db = sync(tmp_path, {"deals.csv": data})
     assert db.execute("select source_id, name, pipeline_id, category from stages order by source_id").fetchall() == [
         ("Default/Prospecting", "Prospecting", "Default", "prospecting"),
