@@ -738,6 +738,7 @@ class Route:
     handler: Callable
     cost: int
     operation: str
+    spec: str = ""  # which spec file documents it ("v1-jan26" for deprecated v1 paths); "" = family
 
     @property
     def regex(self):
@@ -795,6 +796,63 @@ ROUTES = (
     Route("GET", "v1", "/deals/{id}/changelog", deal_changelog, 20, "getDealChangelog"),
     Route("GET", "v1", "/recents", recents, 20, "getRecents"),
 )
+
+
+def _legacy_routes() -> tuple[Route, ...]:
+    from . import legacy as lg
+
+    return (
+        Route("GET", "v1", "/deals", lg.v1_deals, 20, "getDeals", "v1-jan26"),
+        Route("GET", "v1", "/deals/{id}", lg.v1_deal, 2, "getDeal", "v1-jan26"),
+        Route("GET", "v1", "/persons", lg._v1_contacts("person"), 20, "getPersons", "v1-jan26"),
+        Route("GET", "v1", "/organizations", lg._v1_contacts("org"), 20, "getOrganizations", "v1-jan26"),
+        Route("GET", "v1", "/deals/{id}/products", lg.empty_v1, 20, "getDealProducts", "v1-jan26"),
+        Route("GET", "v1", "/notes", lg.empty_v1, 20, "getNotes"),
+        Route("GET", "v1", "/files", lg.empty_v1, 20, "getFiles"),
+        Route("GET", "v1", "/filters", lg.empty_v1, 20, "getFilters"),
+        Route("GET", "v1", "/currencies", lg.currencies, 20, "getCurrencies"),
+        Route("GET", "v1", "/activityTypes", lg.activity_types, 20, "getActivityTypes"),
+        Route(
+            "GET",
+            "v1",
+            "/noteFields",
+            lg.system_fields(
+                ("id", "ID", "int"),
+                ("content", "Content", "text"),
+                ("deal_id", "Deal", "deal"),
+                ("add_time", "Add time", "date"),
+            ),
+            20,
+            "getNoteFields",
+        ),
+        Route(
+            "GET",
+            "v1",
+            "/activityFields",
+            lg.system_fields(
+                ("id", "ID", "int"),
+                ("subject", "Subject", "varchar"),
+                ("deal_id", "Deal", "deal"),
+                ("due_date", "Due date", "date"),
+            ),
+            20,
+            "getActivityFields",
+        ),
+        Route(
+            "GET",
+            "v1",
+            "/productFields",
+            lg.system_fields(("id", "ID", "int"), ("name", "Name", "varchar"), ("code", "Product code", "varchar")),
+            20,
+            "getProductFields",
+        ),
+        Route("GET", "v2", "/activities", lg.empty_v2, 10, "getActivities"),
+        Route("GET", "v2", "/products", lg.empty_v2, 10, "getProducts"),
+        Route("GET", "v2", "/deals/{id}/products", lg.empty_v2, 10, "getDealProducts"),
+    )
+
+
+ROUTES = ROUTES + _legacy_routes()
 _COMPILED = [(r, r.regex) for r in ROUTES]
 
 

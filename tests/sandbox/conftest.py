@@ -136,7 +136,11 @@ def _date_time(value) -> bool:
 @pytest.fixture(scope="session")
 def specs() -> dict:
     out = {}
-    for name, file in (("v1", "pipedrive-openapi-v1.yaml"), ("v2", "pipedrive-openapi-v2.yaml")):
+    for name, file in (
+        ("v1", "pipedrive-openapi-v1.yaml"),
+        ("v2", "pipedrive-openapi-v2.yaml"),
+        ("v1-jan26", "pipedrive-openapi-v1-2026-01-14.yaml"),
+    ):
         with open(SPECS / file, encoding="utf-8") as fh:
             out[name] = yaml.load(fh, Loader=yaml.CSafeLoader)
     return out
@@ -155,7 +159,10 @@ def _resolve(spec: dict, node, seen=()):
         out = {k: _resolve(spec, v, seen) for k, v in node.items() if k not in ("example", "examples")}
         for name, prop in (out.get("properties") or {}).items():
             if name in NULLABLE_IN_PRACTICE and isinstance(prop, dict):
-                prop["nullable"] = True
+                if any(k in prop for k in ("allOf", "anyOf", "oneOf")):
+                    out["properties"][name] = {"anyOf": [prop, {"nullable": True, "enum": [None]}]}
+                else:
+                    prop["nullable"] = True
             if name == "field_type" and isinstance(prop, dict):
                 prop.pop("allOf", None)
                 prop["enum"] = FIELD_TYPES
