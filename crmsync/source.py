@@ -26,7 +26,7 @@ Example connector::
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from crmsync.config import Config, SourceConfig, format_validation_errors
 from crmsync.errors import ConfigError
 from crmsync.model import Record
+from crmsync.view import StoredRecords
 from crmsync.warehouse import QuarantineRow
 
 ENTRY_POINT_GROUP = "crmsync.connectors"
@@ -75,12 +76,16 @@ Item = Record | QuarantineRow | Checkpoint | EntityComplete | Notice
 
 @dataclass
 class SourceContext:
-    """What a connector may know about its surroundings."""
+    """What a connector may know about its surroundings.
+
+    ``cursors`` are this source's committed cursors (stream -> value); ``stored``
+    reads what the warehouse already holds for this source (read-only).
+    """
 
     config: Config
     base_dir: Path
     cursors: dict[str, str] = field(default_factory=dict)
-    progress: Callable[[str, int], None] | None = None
+    stored: StoredRecords | None = None
 
 
 class Source(ABC):

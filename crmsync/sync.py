@@ -26,6 +26,7 @@ from crmsync.config import Config
 from crmsync.errors import ConfigError, CrmsyncError
 from crmsync.model import Record
 from crmsync.source import Checkpoint, EntityComplete, Notice, Source, SourceContext, load_connector
+from crmsync.view import StoredRecords
 from crmsync.warehouse import QuarantineRow, Warehouse, utcnow
 
 COUNT_NAMES = ("read", "inserted", "updated", "unchanged", "quarantined", "removed")
@@ -195,7 +196,8 @@ def run_sync(
                 counts: dict[str, EntityCounts] = {}
                 try:
                     cursors = {stream: v for (_, stream), v in wh.cursors(name).items()}
-                    context = SourceContext(config=config, base_dir=config.base_dir, cursors=cursors)
+                    context = SourceContext(config=config, base_dir=config.base_dir, cursors=cursors,
+                                            stored=StoredRecords(wh.conn, name))
                     source = cls.from_config(source_cfg, context)
                     _drain(source, _Batcher(wh, run_id, name, config.warehouse.batch_size, counts, progress),
                            outcome)

@@ -37,7 +37,8 @@ def test_sync_json_reports_counts_that_add_up(example):
     assert summary["status"] == "succeeded"
     totals = summary["totals"]
     assert totals["read"] == totals["inserted"] + totals["quarantined"] > 0
-    assert {e["entity"] for e in summary["entities"]} == {"user", "organization", "person", "lead", "deal"}
+    entities = {e["entity"] for e in summary["entities"]}
+    assert entities == {"user", "organization", "person", "lead", "deal", "pipeline", "stage"}
 
 
 def test_sync_table_output_names_entities_and_time(example):
