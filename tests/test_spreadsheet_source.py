@@ -319,3 +319,30 @@ def test_module_examples_run():
     from crmsync.connectors.spreadsheet import stages
 
     assert doctest.testmod(stages).failed == 0
+
+
+def test_column_of_only_ambiguous_dates_follows_the_region_and_says_so(tmp_path):
+    data = DEAL_HEADER + "1,a,Open,1,USD,,,03/04/2025\n2,b,Open,1,USD,,,05/06/2025\n"
+    summary, db = sync(tmp_path, {"deals.csv": data}, phone_region="US")
+    assert db.execute("select expected_close_date from deals order by source_id").fetchall() == [
+        ("2025-03-04",), ("2025-05-06",)
+    ]
+    (notice,) = [n for n in summary.sources[0].notices if n["kind"] == "date_order"]
+    assert "only ambiguous dates" in notice["message"] and "MDY" in notice["message"]
+
+
+def test_date_that_contradicts_the_column_order_is_quarantined_naming_the_order(tmp_path):
+    rows = "".join(f"{i},t,Open,1,EUR,,,{d}\n" for i, d in enumerate(
+        ["25/04/2025", "26/04/2025", "27/04/2025", "04/28/2025", "03/04/2025"]))
+    summary, db = sync(tmp_path, {"deals.csv": DEAL_HEADER + rows})
+    ((value, reason),) = db.execute("select value, reason from quarantine").fetchall()
+    assert value == "04/28/2025" and "D/M/Y" in reason
+    assert db.execute("select expected_close_date from deals where source_id = '4'").fetchone() == ("2025-04-03",)
+    assert counts(summary, "deal").inserted == 4
+
+
+def test_date_order_conflict_within_the_first_rows_is_reported(tmp_path):
+    rows = "1,t,Open,1,EUR,,,25/04/2025\n2,t,Open,1,EUR,,,04/28/2025\n3,t,Open,1,EUR,,,03/04/2025\n"
+    summary, db = sync(tmp_path, {"deals.csv": DEAL_HEADER + rows})
+    assert any(n["kind"] == "date_order" and "mixes" in n["message"] for n in summary.sources[0].notices)
+    assert db.execute("select value from quarantine").fetchall() == [("03/04/2025",)]

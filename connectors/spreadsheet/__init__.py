@@ -121,17 +121,16 @@ class SpreadsheetSource(Source):
         return open_table(path, sheet=o.sheet, encoding=o.encoding, delimiter=o.delimiter, header_row=o.header_row)
 
     def _read_file(self, path: Path, em: EntityMapping, catalog: StageCatalog | None) -> Iterator[Item]:
-        shown = str(path)
         with self._open(path) as table:
-            headers = set(table.headers)
+            headers = table.headers
             if em.id_spec.column not in headers:
                 raise InputError(
-                    f"{shown}: id column {em.id_spec.column!r} of {em.entity} (mapping {em.mapping_name!r}) not "
-                    f"found; columns are: {', '.join(table.headers)}"
+                    f"{path}: id column {em.id_spec.column!r} of {em.entity} (mapping {em.mapping_name!r}) not "
+                    f"found; columns are: {', '.join(headers)}"
                 )
-            for column in sorted(set(em.columns()) - headers):
+            for column in sorted(set(em.columns()) - set(headers)):
                 yield Notice("missing_column", f"{path.name}: column {column!r} of the mapping is not in the file")
-        yield from self._settle_date_orders(path, em)
+            yield from self._settle_date_orders(path.name, table, em)
         em.bind(headers)
         name = self.name
         with self._open(path) as table:
@@ -152,41 +151,39 @@ class SpreadsheetSource(Source):
                         catalog.attach(result)
                     yield result.at(file=row.file, sheet=row.sheet, line=row.line)
 
-    def _settle_date_orders(self, path: Path, em: EntityMapping) -> Iterator[Notice]:
-        """Decide D/M/Y vs M/D/Y per date column from its values (stops reading once decided)."""
+    def _settle_date_orders(self, filename: str, table: Table, em: EntityMapping) -> Iterator[Notice]:
+        """Decide D/M/Y vs M/D/Y per date column from its values, reading only until each is decided."""
         em.date_orders.clear()
         if em.settings.date_order != "auto":
             return
-        columns = em.columns("date") + em.columns("datetime")
+        columns = [c for c in em.columns("date") + em.columns("datetime") if c in table.headers]
         if not columns:
             return
         detectors = {c: DateOrderDetector() for c in columns}
         texts: set[str] = set()  # columns holding dates as text (XLSX date cells need no order)
-        with self._open(path) as table:
-            columns = [c for c in columns if c in table.headers]
-            pending = set(columns)
-            for row in table:
-                for column in list(pending):
-                    raw = row.values.get(column)
-                    if isinstance(raw, str) and not is_blank(raw):
-                        texts.add(column)
-                        detector = detectors[column]
-                        detector.feed(raw)
-                        if detector.decided:
-                            pending.discard(column)
-                if not pending:
-                    break
+        pending = set(columns)
+        for row in table:
+            for column in list(pending):
+                raw = row.values.get(column)
+                if isinstance(raw, str) and not is_blank(raw):
+                    texts.add(column)
+                    detector = detectors[column]
+                    detector.feed(raw)
+                    if detector.decided:
+                        pending.discard(column)
+            if not pending:
+                break
         fallback = "MDY" if em.settings.phone_region.upper() in _MONTH_FIRST_REGIONS else "DMY"
         for column in columns:
             detector = detectors[column]
             if detector.conflict:
-                yield Notice("date_order", f"{path.name}: column {column!r} mixes D/M/Y and M/D/Y dates; rows "
+                yield Notice("date_order", f"{filename}: column {column!r} mixes D/M/Y and M/D/Y dates; rows "
                              "that fit neither are quarantined — set date_order to choose")
             elif detector.order:
                 em.date_orders[column] = detector.order
             elif column in texts:
                 em.date_orders[column] = fallback
-                yield Notice("date_order", f"{path.name}: column {column!r} has only ambiguous dates (day and "
+                yield Notice("date_order", f"{filename}: column {column!r} has only ambiguous dates (day and "
                              f"month both ≤ 12); read as {fallback} — set date_order to choose")
 
 
