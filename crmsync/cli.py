@@ -25,6 +25,7 @@ from rich.table import Table
 from crmsync import __version__
 from crmsync.config import STARTER_CONFIG, find_config, load_config
 from crmsync.errors import ConfigError, CrmsyncError
+from crmsync.sandbox.cli import sandbox_app
 from crmsync.sync import COUNT_NAMES, RunSummary, run_sync
 from crmsync.warehouse import Warehouse
 
@@ -158,15 +159,7 @@ def init(
     out.print(f"wrote {path}; edit [sources.*] then run: crmsync sync --config {path}", markup=False)
 
 
-def _mount_optional() -> None:
-    try:
-        from crmsync.sandbox.cli import sandbox_app
-    except ImportError:  # the sandbox is part of the product; absent only in a broken install
-        return
-    app.add_typer(sandbox_app, name="sandbox")
-
-
-_mount_optional()
+app.add_typer(sandbox_app, name="sandbox")
 
 
 class _Progress:

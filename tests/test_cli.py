@@ -138,7 +138,9 @@ def test_every_command_has_help_with_an_example():
         assert result.exit_code == 0
         assert "Example:" in result.stdout and f"crmsync {name}" in result.stdout, name
     top = invoke("--help")
-    assert "Exit codes" in top.stdout
+    assert "Exit codes" in top.stdout and "sandbox" in top.stdout
+    serve = invoke("sandbox", "serve", "--help")
+    assert serve.exit_code == 0 and "Example: crmsync sandbox serve" in serve.stdout
 
 
 def test_version_flag(example):
