@@ -13,8 +13,10 @@ Two groups of endpoints live here, apart from the current API in :mod:`crmsync.s
 
 Example::
 
-    >>> legacy_deal({"id": 1}, None) if False else "see tests/sandbox/test_legacy.py"
-    'see tests/sandbox/test_legacy.py'
+    >>> from crmsync.sandbox.store import Store
+    >>> st = Store(seed=1, deals=10)
+    >>> legacy_deal(st.get("deal", 2), st)["user_id"]["value"] == st.get("deal", 2)["owner_id"]
+    True
 """
 
 from __future__ import annotations

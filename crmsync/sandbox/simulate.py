@@ -194,7 +194,7 @@ def simulate(store: Store, events: int = 20, hours: float = 24.0) -> list[dict]:
     """Apply ``events`` random changes spread over the next ``hours`` of virtual time."""
     store.wait_ready()
     with store.lock:
-        store.sim_round = getattr(store, "sim_round", 0) + 1
+        store.sim_round += 1
         r = random.Random(f"{store.seed}:simulate:{store.sim_round}")
         start = store.now
         span = max(int(hours * 3600), events + 1)

@@ -101,6 +101,7 @@ class Store:
         self.next_event_id = NEW_EVENT_IDS
         self.journal: list[dict] = []  # every change made after start, in order (for export and tests)
         self.conversions: dict[str, dict] = {}
+        self.sim_round = 0  # how many times simulate() ran: seeds its RNG
         self.db = sqlite3.connect(":memory:", check_same_thread=False)
         self.db.executescript(_SCHEMA)
         self.ready = threading.Event()

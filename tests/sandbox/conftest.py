@@ -142,7 +142,7 @@ def specs() -> dict:
         ("v1-jan26", "pipedrive-openapi-v1-2026-01-14.yaml"),
     ):
         with open(SPECS / file, encoding="utf-8") as fh:
-            out[name] = yaml.load(fh, Loader=yaml.CSafeLoader)
+            out[name] = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     return out
 
 

@@ -98,3 +98,15 @@ def test_v1_recents_only_goes_back_30_days(sandbox, http):
     r = http.get(sandbox.base_url + "/v1/recents?since_timestamp=2020-01-01%2000:00:00&items=deal&limit=500").json()
     assert r["additional_data"]["since_timestamp"] == "2026-09-01 00:00:00"
     assert r["data"] and all(x["data"]["update_time"] >= "2026-09-01" for x in r["data"])
+
+
+def test_v1_leads_updated_since_selects_by_update_time(sandbox, http):
+    since = "2026-03-01T00:00:00Z"
+    got = http.get(f"{sandbox.base_url}/v1/leads", params={"updated_since": since, "limit": 500}).json()["data"]
+    truth = {
+        x["id"]
+        for x in sandbox.export_truth()["leads"]
+        if x["update_time"] >= since and not x["is_deleted"] and not x["is_archived"]
+    }
+    assert truth and {x["id"] for x in got} == truth
+    assert all(x["update_time"] >= since for x in got)
