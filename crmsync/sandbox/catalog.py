@@ -72,6 +72,7 @@ SOURCE_ORIGIN = {
     "Website visitors": "WebsiteVisitors",
     "Workflow automation": "WorkflowAutomation",
 }
+DEAL_LABELS = (("Hot", "red"), ("Warm", "yellow"), ("Cold", "blue"), ("VIP", "purple"), ("Churn risk", "gray"))
 LEAD_LABELS = (
     ("Hot", "red"),
     ("Warm", "yellow"),
@@ -262,6 +263,8 @@ class Catalog:
             options = None
             if code == "channel":
                 options = [dict(o) for o in self.channels]
+            elif code == "label_ids" and entity == "deal":  # deal labels: the ids deals carry in label_ids
+                options = [{"id": n, "label": name, "color": color} for n, (name, color) in enumerate(DEAL_LABELS, 1)]
             out.append(
                 {
                     "id": n,
