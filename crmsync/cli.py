@@ -25,6 +25,7 @@ from rich.table import Table
 from crmsync import __version__
 from crmsync.config import STARTER_CONFIG, find_config, load_config
 from crmsync.errors import ConfigError, CrmsyncError
+from crmsync.reconcile import run_reconcile
 from crmsync.sandbox.cli import sandbox_app
 from crmsync.sync import COUNT_NAMES, RunSummary, run_sync
 from crmsync.warehouse import Warehouse
@@ -138,6 +139,33 @@ def status(
         print(json.dumps(report, indent=2))
         return
     _print_status(report)
+
+
+@app.command()
+def reconcile(
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Link leads to the deals they became, rebuild deal timelines, link identities across sources.
+
+    Example:  crmsync reconcile --config config.example.toml
+    """
+    try:
+        summary = run_reconcile(load_config(find_config(config)))
+    except Exception as exc:
+        raise _fail(exc, debug) from None
+    if as_json:
+        print(json.dumps(summary.to_dict(), indent=2))
+        return
+    table = Table(title=f"reconcile run {summary.run_id} in {summary.seconds:.2f}s")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    table.add_column("by kind")
+    for name, count in summary.counts.items():
+        kinds = ", ".join(f"{k} {v:,}" for k, v in summary.by_kind.get(name, {}).items())
+        table.add_row(name, f"{count:,}", kinds)
+    out.print(table)
 
 
 @app.command()

@@ -67,6 +67,15 @@ class DefaultsConfig(BaseModel):
     default_currency: str | None = None
 
 
+class ReconcileConfig(BaseModel):
+    """Thresholds for inferred lead→deal links (explicit evidence never needs them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window_days: int = Field(180, ge=0)
+    min_confidence: float = Field(0.6, ge=0, le=1)
+
+
 class SourceConfig(BaseModel):
     """The keys every source has; the connector validates the rest (``options``)."""
 
@@ -84,6 +93,7 @@ class Config(BaseModel):
     path: Path | None = None
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
     defaults: DefaultsConfig = Field(default_factory=DefaultsConfig)
+    reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
 
     @property

@@ -327,7 +327,7 @@ TABLES: dict[str, str] = {
     "lead": "leads",
     "deal": "deals",
     "stage_change": "stage_changes",
-    "conversion": "conversions",
+    "conversion": "captured_conversions",
 }
 
 #: Entities whose field changes are written to the ``changes`` history table.

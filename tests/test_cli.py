@@ -132,7 +132,7 @@ def test_second_sync_while_one_holds_the_warehouse_exits_5(example):
 
 
 def test_every_command_has_help_with_an_example():
-    commands = ["sync", "status", "init"]
+    commands = ["sync", "status", "init", "reconcile"]
     for name in commands:
         result = invoke(name, "--help")
         assert result.exit_code == 0
@@ -147,3 +147,12 @@ def test_version_flag(example):
     from crmsync import __version__
 
     assert invoke("--version").stdout.strip() == f"crmsync {__version__}"
+
+
+def test_reconcile_after_sync_links_the_example_leads_to_their_deals(example):
+    invoke("sync", "--config", str(example))
+    result = invoke("reconcile", "--config", str(example), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["by_kind"]["conversions"]["explicit"] == 4  # L-1, L-2, L-5, L-9 in examples/leads.xlsx
+    assert summary["counts"]["deal_timeline"] > 0
