@@ -110,3 +110,17 @@ def test_v1_leads_updated_since_selects_by_update_time(sandbox, http):
     }
     assert truth and {x["id"] for x in got} == truth
     assert all(x["update_time"] >= since for x in got)
+
+
+def test_index_built_by_worker_processes_equals_the_single_process_one(monkeypatch):
+    from crmsync.sandbox import store as store_mod
+
+    def dump(st):
+        return {k: st.db.execute(f"SELECT * FROM {k} ORDER BY 1").fetchall() for k in store_mod.KINDS}
+
+    monkeypatch.setattr(store_mod, "CHUNK", 700)
+    monkeypatch.setattr(store_mod, "POOL_MIN_ROWS", 10**12)
+    single = dump(store_mod.Store(seed=4, deals=3000))
+    monkeypatch.setattr(store_mod, "POOL_MIN_ROWS", 0)
+    pooled = dump(store_mod.Store(seed=4, deals=3000))
+    assert single == pooled and len(single["deal"]) == 3000
