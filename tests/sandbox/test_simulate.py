@@ -71,3 +71,15 @@ def test_field_rename_and_new_option_show_in_field_endpoints():
 def test_truth_export_is_served_over_http(fresh):
     truth = requests.get(fresh.base_url + "/_sandbox/truth").json()
     assert len(truth["deals"]) == 120 and truth["events"] and truth["fields"]["deal"]
+
+
+def test_simulated_lead_conversions_link_deal_and_delete_lead():
+    with Sandbox(seed=5, deals=100, leads=80) as sb:
+        changes = sb.simulate(events=150, hours=72)
+        converted = [c for c in changes if c["action"] == "convert_lead"]
+        assert converted
+        http = client(sb)
+        for c in converted:
+            deal = http.get(f"{sb.base_url}/api/v2/deals/{c['deal_id']}?include_fields=source_lead_id").json()
+            assert deal["data"]["source_lead_id"] == c["id"]
+            assert http.get(f"{sb.base_url}/v1/leads/{c['id']}").status_code == 404
