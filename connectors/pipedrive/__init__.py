@@ -9,6 +9,9 @@ Config (``[sources.<name>]``)::
     # entities = ["deals", "leads", "persons", "organizations"]   # default: all four
     # history = true                 # stage/status/pipeline/lost-reason transitions of deals
     # history_endpoint = "changelog" # 20 tokens per deal; "flow" (items=dealChange) costs 40
+    # history_backfill = "all"       # first sight of a deal: "all" = every deal edited after creation
+    #                                # (exact); "moved" = only deals whose fields show a move/close
+    #                                # (cheaper; misses deals lost+reopened in their first stage)
     # start_date = 2024-01-01        # first run reads only records updated since then
     # overlap_seconds = 300          # incremental reads re-ask this much before the cursor
     # token_budget = 20000           # stop cleanly (exit 6, resumable) before spending more
@@ -62,6 +65,7 @@ EntityName = Literal["deals", "leads", "persons", "organizations"]
 ALL_ENTITIES: tuple[EntityName, ...] = ("deals", "leads", "persons", "organizations")
 DEAL_INCLUDE = "source_lead_id,first_won_time"
 DEAL_STATUSES = "open,won,lost,deleted"
+HISTORY_CHECKPOINT_EVERY = 25
 
 
 class PipedriveOptions(StrictOptions):
@@ -70,6 +74,7 @@ class PipedriveOptions(StrictOptions):
     entities: list[EntityName] = Field(default_factory=lambda: list(ALL_ENTITIES))
     history: bool = True
     history_endpoint: Literal["changelog", "flow"] = "changelog"
+    history_backfill: Literal["all", "moved"] = "all"
     start_date: date | None = None
     overlap_seconds: int = Field(300, ge=0, le=7 * 86400)
     token_budget: int | None = Field(None, ge=1)
@@ -248,7 +253,13 @@ class PipedriveSource(Source):
             good = self._fresh(entity, good, cursor)
             yield from bad
             if entity == "deal":
-                yield from self._deal_page(client, good)
+                for item in self._deal_page(client, good):
+                    if isinstance(item, Checkpoint):  # mid-page progress: cursor of the last finished deal
+                        if best is None or convert.parse_time(item.value) > convert.parse_time(best):
+                            best = item.value
+                            yield Checkpoint(stream, best)
+                    else:
+                        yield item
             else:
                 for rec in good:
                     yield self._emit(entity, rec)
@@ -268,12 +279,14 @@ class PipedriveSource(Source):
         stored = self._stored_many("deal", [d.source_id for d in deals])
         lead_ids = [d.source_lead_id for d in deals if d.source_lead_id and "leads" in o.entities]
         stored_leads = self._stored_many("lead", lead_ids)
+        calls = 0
         for d in deals:
             old = stored.get(d.source_id)
             if o.history:
                 changes: list = []
-                if history.needs_history(d, old):
+                if history.needs_history(d, old, o.history_backfill):
                     changes = self._history(client, d.source_id)
+                    calls += 1
                     yield from changes
                 if old is None or changes:
                     first = history.first_stage(self.name, d, changes)
@@ -287,6 +300,11 @@ class PipedriveSource(Source):
                     yield self._emit("lead", convert.converted_lead(lead, self.name, d.source_lead_id, d))
                     self._emitted_leads.add(d.source_lead_id)
             yield self._emit("deal", d)
+            if calls >= HISTORY_CHECKPOINT_EVERY and d.raw.get("update_time"):
+                # a page of deals can need hundreds of history requests: save progress on the way, so a
+                # budget stop or a failure resumes after the last finished deal (the list is update_time asc)
+                calls = 0
+                yield Checkpoint("", str(d.raw["update_time"]))
 
     def _history(self, client: PipedriveClient, deal_id: str) -> list:
         o = self.options

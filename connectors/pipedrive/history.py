@@ -74,7 +74,12 @@ def from_changelog(source: str, deal_id: str, items: list[dict]) -> list[StageCh
     """``GET /v1/deals/{id}/changelog`` items (any order) -> stage changes, oldest first."""
     rows = [(x.get("field_key"), x.get("old_value"), x.get("new_value"), x.get("time"), x.get("actor_user_id"), x)
             for x in items if isinstance(x, dict)]
-    return sorted(_rows(source, deal_id, rows), key=lambda r: r.changed_at)
+    return _oldest_first(_rows(source, deal_id, rows))
+
+
+def _oldest_first(rows: list[StageChange]) -> list[StageChange]:
+    """The APIs list newest first; reversing keeps same-second changes in their real order."""
+    return sorted(reversed(rows), key=lambda r: r.changed_at)
 
 
 def from_flow(source: str, deal_id: str, items: list[dict]) -> list[StageChange]:
@@ -86,7 +91,7 @@ def from_flow(source: str, deal_id: str, items: list[dict]) -> list[StageChange]
         d = x.get("data") or {}
         rows.append((d.get("field_key"), d.get("old_value"), d.get("new_value"),
                      d.get("log_time") or x.get("timestamp"), d.get("user_id"), d))
-    return sorted(_rows(source, deal_id, rows), key=lambda r: r.changed_at)
+    return _oldest_first(_rows(source, deal_id, rows))
 
 
 def first_stage(source: str, deal: Deal, changes: list[StageChange]) -> StageChange | None:
@@ -94,7 +99,12 @@ def first_stage(source: str, deal: Deal, changes: list[StageChange]) -> StageCha
     if deal.add_time is None:
         return None
     moves = [c for c in changes if c.field == "stage_id"]
-    stage = moves[0].old_value if moves else deal.stage_id
+    stage = deal.stage_id
+    if moves:
+        # several moves can share the first second: the first is the one nobody moved into
+        first_second = [c for c in moves if c.changed_at == moves[0].changed_at]
+        entered = {c.new_value for c in first_second}
+        stage = next((c.old_value for c in first_second if c.old_value not in entered), moves[0].old_value)
     if stage is None:
         return None
     raw = deal.raw or {}
@@ -111,8 +121,16 @@ def ever_moved(deal: Deal) -> bool:
                 or raw.get("first_won_time") or deal.status.value != "open")
 
 
-def needs_history(new: Deal, stored: Deal | None) -> bool:
-    """Whether this deal's history must be (re)read: it moved or closed since the warehouse saw it."""
+def needs_history(new: Deal, stored: Deal | None, backfill: str = "all") -> bool:
+    """Whether this deal's history must be (re)read: it moved or closed since the warehouse saw it.
+
+    A deal the warehouse has never seen: with ``backfill="all"`` every deal changed after its
+    creation (``update_time`` past ``add_time``) — exact, because a deal lost and reopened without
+    ever leaving its first stage shows no trace in its fields; with ``"moved"`` only deals whose
+    fields show a move or a close (cheaper; misses exactly that case).
+    """
     if stored is None:
-        return ever_moved(new)
+        if ever_moved(new):
+            return True
+        return backfill == "all" and new.update_time is not None and new.update_time != new.add_time
     return any(getattr(new, f) != getattr(stored, f) for f in TRIGGERS)
