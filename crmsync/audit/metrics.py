@@ -1,0 +1,283 @@
+"""Sales metrics from the canonical model and the reconciled stage history, computed in SQLite.
+
+Definitions (``period`` = ``--since``..``--until`` inclusive, or ``--period``; no period = all time;
+``--pipeline`` keeps deals whose ``pipeline_id`` or ``pipeline_name`` matches):
+
+* **lead_conversion** — leads *added* in the period; a lead is converted when ``conversions`` (built by
+  ``crmsync reconcile``: explicit, captured or inferred) links it to a deal. Rate = converted / leads, overall and
+  by ``source_name``, ``channel``, owner (user name) and month of ``add_time`` (the "conversion over time" series).
+  Leads have no pipeline: the pipeline filter does not apply to them.
+* **funnel** — deals *added* in the period whose current stage has a position, per (source, pipeline). A deal
+  reached stage *k* when its current stage or any stage in its ``stage_spans`` ranks ≥ *k* (stage rank = order of
+  ``stages.position`` in the pipeline). ``conversion_to_next`` = reached(k+1) / reached(k); for the last stage it is
+  won / reached(last). ``won`` counts the cohort's won deals.
+* **win_rate** — deals *closed* in the period (``close_time``, else ``won_time``/``lost_time``): won / (won + lost).
+* **deal_size** — won deals closed in the period, per currency: count, total and average value (deals without a
+  value are counted in ``without_value`` and left out of the average).
+* **sales_cycle** — won deals closed in the period with an ``add_time``: days from ``add_time`` to ``won_time``
+  (else ``close_time``): mean, median, p90.
+* **velocity** — per currency: open deals now (in that currency) × win_rate × average deal size ÷ mean sales
+  cycle days = expected value won per day.
+* **time_in_stage** — completed stage spans (``stage_spans.seconds`` not null) that *entered* the stage in the
+  period, per stage: count, mean, median and p90 days. Percentiles interpolate linearly between closest ranks
+  (numpy's default).
+* **bottleneck** — the funnel stage with the highest median days in stage × drop-off (1 − conversion_to_next).
+* **pipeline_value** — open deals *now* (period ignored), per stage and currency: count, total value and value
+  weighted by probability (the deal's, else the stage's; unknown = 0).
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections import defaultdict
+from typing import Any
+
+from crmsync.audit.checks import DEAL_SCOPE, STAGE_RANK, existing_tables
+from crmsync.audit.settings import Filters
+
+PERIOD = "(:since IS NULL OR {0} >= :since) AND (:until IS NULL OR {0} < :until)"
+CLOSED_AT = "COALESCE(d.close_time, d.won_time, d.lost_time)"
+WON_AT = "COALESCE(d.won_time, d.close_time)"
+
+
+def _r(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _rate(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def quantiles(conn: sqlite3.Connection, inner: str, params: dict[str, Any], keys: tuple[str, ...],
+              ps: tuple[float, ...] = (0.5, 0.9)) -> dict[tuple, dict[str, Any]]:
+    """Count, mean and percentiles of ``val`` per group of ``keys`` from ``inner`` (a SELECT of keys + val).
+
+    Sorting and ranking run in SQLite (window functions); only the rows at the ranks each percentile needs come
+    back to Python, which interpolates between them.
+    """
+    part = ", ".join(keys) if keys else "NULL"
+    ranks = " OR ".join(f"rn IN (CAST((n - 1) * {p} AS INTEGER) + 1, CAST((n - 1) * {p} AS INTEGER) + 2)"
+                        for p in ps)
+    sql = (f"WITH v AS ({inner}), r AS (SELECT {part}, val, ROW_NUMBER() OVER (PARTITION BY {part} ORDER BY val) "
+           f"AS rn, COUNT(*) OVER (PARTITION BY {part}) AS n, AVG(val) OVER (PARTITION BY {part}) AS mean "
+           f"FROM v WHERE val IS NOT NULL) SELECT {part}, rn, n, mean, val FROM r WHERE {ranks}")
+    groups: dict[tuple, dict[str, Any]] = {}
+    width = max(len(keys), 1)
+    for row in conn.execute(sql, params):
+        key = tuple(row[:len(keys)])
+        rn, n, mean, val = row[width:]
+        g = groups.setdefault(key, {"n": n, "mean": mean, "at": {}})
+        g["at"][rn] = val
+    out = {}
+    for key, g in groups.items():
+        n, at = g["n"], g["at"]
+        result = {"count": n, "mean": g["mean"]}
+        for p in ps:
+            h = (n - 1) * p
+            lo = math.floor(h)
+            value = at[lo + 1]
+            if lo + 2 <= n:
+                value = value + (h - lo) * (at[lo + 2] - value)
+            result[f"p{round(p * 100)}"] = value
+        out[key] = result
+    return out
+
+
+def compute_metrics(conn: sqlite3.Connection, filters: Filters) -> dict[str, Any]:
+    tables = existing_tables(conn)
+    params = filters.params()
+    stages = _stages(conn) if "stages" in tables else {}
+    metrics: dict[str, Any] = {}
+    metrics["lead_conversion"] = lead_conversion(conn, params) if {"leads", "conversions"} <= tables else None
+    metrics["funnel"] = funnel(conn, params, stages, "stage_spans" in tables)
+    metrics["win_rate"] = win_rate(conn, params)
+    metrics["deal_size"] = deal_size(conn, params)
+    metrics["sales_cycle"] = sales_cycle(conn, params)
+    metrics["velocity"] = velocity(conn, params, metrics)
+    metrics["time_in_stage"] = time_in_stage(conn, params, stages) if "stage_spans" in tables else []
+    metrics["bottleneck"] = bottleneck(metrics["funnel"], metrics["time_in_stage"])
+    metrics["pipeline_value"] = pipeline_value(conn, params, stages)
+    return metrics
+
+
+def _stages(conn: sqlite3.Connection) -> dict[tuple[str, str], dict[str, Any]]:
+    """(source, stage_id) -> name, pipeline, rank (1-based within the pipeline, None without a position)."""
+    out = {}
+    for source, sid, pipeline, name, category, rk in conn.execute(
+        f"WITH {STAGE_RANK} SELECT s.source, s.source_id, s.pipeline_id, s.name, s.category, r.rk FROM stages s "
+        "LEFT JOIN stage_rank r ON r.source = s.source AND r.stage_id = s.source_id WHERE s.removed_run IS NULL"
+    ):
+        out[(source, sid)] = {"pipeline_id": pipeline, "name": name, "category": category, "rank": rk}
+    return out
+
+
+def lead_conversion(conn: sqlite3.Connection, params: dict[str, Any]) -> dict[str, Any]:
+    rows = conn.execute(
+        "SELECT COALESCE(l.source_name, '(none)'), COALESCE(l.channel, '(none)'), "
+        "COALESCE(u.name, l.owner_id, '(none)'), COALESCE(substr(l.add_time, 1, 7), '(unknown)'), COUNT(*), "
+        "SUM(EXISTS (SELECT 1 FROM conversions c WHERE c.lead_source = l.source AND c.lead_id = l.source_id)) "
+        "FROM leads l LEFT JOIN users u ON u.source = l.source AND u.source_id = l.owner_id "
+        f"WHERE l.removed_run IS NULL AND {PERIOD.format('l.add_time')} GROUP BY 1, 2, 3, 4",
+        params,
+    ).fetchall()
+    dims = {"source_name": 0, "channel": 1, "owner": 2, "month": 3}
+    total = [0, 0]
+    acc: dict[str, dict[str, list[int]]] = {d: defaultdict(lambda: [0, 0]) for d in dims}
+    for row in rows:
+        leads, converted = row[4], row[5] or 0
+        total[0] += leads
+        total[1] += converted
+        for dim, i in dims.items():
+            acc[dim][row[i]][0] += leads
+            acc[dim][row[i]][1] += converted
+
+    def listing(dim: str) -> list[dict[str, Any]]:
+        items = sorted(acc[dim].items(), key=(lambda kv: kv[0]) if dim == "month" else (lambda kv: (-kv[1][0], kv[0])))
+        return [{"key": k, "leads": n, "converted": c, "rate": _rate(c, n)} for k, (n, c) in items]
+
+    return {"leads": total[0], "converted": total[1], "rate": _rate(total[1], total[0]),
+            **{f"by_{dim}": listing(dim) for dim in dims}}
+
+
+def funnel(conn: sqlite3.Connection, params: dict[str, Any], stages: dict, have_spans: bool) -> list[dict[str, Any]]:
+    span_rank = (
+        "(SELECT MAX(r.rk) FROM stage_spans s JOIN stage_rank r ON r.source = s.source AND r.stage_id = s.stage_id "
+        "AND r.pipeline_id IS cr.pipeline_id WHERE s.source = d.source AND s.deal_id = d.source_id)"
+        if have_spans else "NULL"
+    )
+    rows = conn.execute(
+        f"WITH {STAGE_RANK} SELECT d.source, cr.pipeline_id, MAX(cr.rk, COALESCE({span_rank}, 0)) AS top, "
+        "d.status = 'won' AS won, COUNT(*) FROM deals d "
+        "JOIN stage_rank cr ON cr.source = d.source AND cr.stage_id = d.stage_id "
+        f"WHERE {DEAL_SCOPE} AND {PERIOD.format('d.add_time')} GROUP BY 1, 2, 3, 4",
+        params,
+    ).fetchall()
+    per: dict[tuple, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    won: dict[tuple, int] = defaultdict(int)
+    for source, pipeline, top, is_won, count in rows:
+        per[(source, pipeline)][top] += count
+        if is_won:
+            won[(source, pipeline)] += count
+    names = _pipeline_names(conn)
+    out = []
+    for (source, pipeline), tops in sorted(per.items(), key=lambda kv: (-sum(kv[1].values()), kv[0])):
+        ranked = sorted(((info["rank"], sid, info["name"]) for (s, sid), info in stages.items()
+                         if s == source and info["pipeline_id"] == pipeline and info["rank"]))
+        steps = []
+        for rank, sid, name in ranked:
+            reached = sum(c for top, c in tops.items() if top >= rank)
+            steps.append({"stage_id": sid, "name": name, "rank": rank, "reached": reached})
+        for i, step in enumerate(steps):
+            following = steps[i + 1]["reached"] if i + 1 < len(steps) else won[(source, pipeline)]
+            step["conversion_to_next"] = _rate(following, step["reached"])
+        out.append({"source": source, "pipeline_id": pipeline, "pipeline_name": names.get((source, pipeline)),
+                    "deals": sum(tops.values()), "won": won[(source, pipeline)], "stages": steps})
+    return out
+
+
+def _pipeline_names(conn: sqlite3.Connection) -> dict[tuple[str, str], str]:
+    return {(s, i): n for s, i, n in conn.execute("SELECT source, source_id, name FROM pipelines")}
+
+
+def win_rate(conn: sqlite3.Connection, params: dict[str, Any]) -> dict[str, Any]:
+    won, lost = conn.execute(
+        "SELECT COALESCE(SUM(d.status = 'won'), 0), COALESCE(SUM(d.status = 'lost'), 0) FROM deals d "
+        f"WHERE {DEAL_SCOPE} AND d.status IN ('won', 'lost') AND {PERIOD.format(CLOSED_AT)}",
+        params,
+    ).fetchone()
+    return {"won": won, "lost": lost, "rate": _rate(won, won + lost)}
+
+
+def deal_size(conn: sqlite3.Connection, params: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for currency, won, valued, total in conn.execute(
+        "SELECT COALESCE(d.currency, '(none)'), COUNT(*), COUNT(d.value), SUM(CAST(d.value AS REAL)) FROM deals d "
+        f"WHERE {DEAL_SCOPE} AND d.status = 'won' AND {PERIOD.format(WON_AT)} GROUP BY 1 ORDER BY 2 DESC, 1",
+        params,
+    ):
+        out.append({"currency": currency, "won": won, "without_value": won - valued, "total": _r(total),
+                    "average": _r(total / valued) if valued else None})
+    return out
+
+
+def sales_cycle(conn: sqlite3.Connection, params: dict[str, Any]) -> dict[str, Any]:
+    q = quantiles(
+        conn,
+        f"SELECT julianday({WON_AT}) - julianday(d.add_time) AS val FROM deals d WHERE {DEAL_SCOPE} "
+        f"AND d.status = 'won' AND d.add_time IS NOT NULL AND {WON_AT} IS NOT NULL AND {PERIOD.format(WON_AT)}",
+        params, (),
+    ).get((), None)
+    if not q:
+        return {"deals": 0, "mean_days": None, "median_days": None, "p90_days": None}
+    return {"deals": q["count"], "mean_days": _r(q["mean"]), "median_days": _r(q["p50"]), "p90_days": _r(q["p90"])}
+
+
+def velocity(conn: sqlite3.Connection, params: dict[str, Any], metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    rate = metrics["win_rate"]["rate"]
+    cycle = metrics["sales_cycle"]["mean_days"]
+    sizes = {d["currency"]: d["average"] for d in metrics["deal_size"]}
+    out = []
+    for currency, open_deals in conn.execute(
+        f"SELECT COALESCE(d.currency, '(none)'), COUNT(*) FROM deals d WHERE {DEAL_SCOPE} AND d.status = 'open' "
+        "GROUP BY 1 ORDER BY 2 DESC, 1",
+        params,
+    ):
+        size = sizes.get(currency)
+        value = (open_deals * rate * size / cycle) if rate is not None and size is not None and cycle else None
+        out.append({"currency": currency, "open_deals": open_deals, "win_rate": rate, "average_deal_size": size,
+                    "cycle_days": cycle, "per_day": _r(value)})
+    return out
+
+
+def time_in_stage(conn: sqlite3.Connection, params: dict[str, Any], stages: dict) -> list[dict[str, Any]]:
+    join = ("JOIN deals d ON d.source = s.source AND d.source_id = s.deal_id "
+            f"WHERE {DEAL_SCOPE} AND " if params.get("pipeline") else "WHERE ")
+    q = quantiles(
+        conn,
+        f"SELECT s.source, s.stage_id, s.seconds / 86400.0 AS val FROM stage_spans s {join}"
+        f"s.seconds IS NOT NULL AND {PERIOD.format('s.entered_at')}",
+        params, ("source", "stage_id"),
+    )
+    out = []
+    for (source, sid), v in q.items():
+        info = stages.get((source, sid), {})
+        out.append({"source": source, "stage_id": sid, "name": info.get("name") or sid,
+                    "pipeline_id": info.get("pipeline_id"), "rank": info.get("rank"), "spans": v["count"],
+                    "mean_days": _r(v["mean"]), "median_days": _r(v["p50"]), "p90_days": _r(v["p90"])})
+    out.sort(key=lambda r: (r["source"], r["pipeline_id"] or "", r["rank"] is None, r["rank"] or 0, r["name"]))
+    return out
+
+
+def bottleneck(funnels: list[dict[str, Any]], dwell: list[dict[str, Any]]) -> dict[str, Any] | None:
+    medians = {(r["source"], r["stage_id"]): r["median_days"] for r in dwell}
+    best = None
+    for f in funnels:
+        for step in f["stages"]:
+            median = medians.get((f["source"], step["stage_id"]))
+            if median is None or step["conversion_to_next"] is None:
+                continue
+            drop = round(1 - step["conversion_to_next"], 4)
+            score = round(median * drop, 4)
+            if score > 0 and (best is None or score > best["score"]):
+                best = {"source": f["source"], "pipeline_id": f["pipeline_id"], "stage_id": step["stage_id"],
+                        "name": step["name"], "median_days": median, "drop_off": drop, "score": score}
+    return best
+
+
+def pipeline_value(conn: sqlite3.Connection, params: dict[str, Any], stages: dict) -> list[dict[str, Any]]:
+    out = []
+    for source, pipeline, sid, name, currency, count, total, weighted in conn.execute(
+        "SELECT d.source, d.pipeline_id, d.stage_id, COALESCE(s.name, d.stage_name, d.stage_id), "
+        "COALESCE(d.currency, '(none)'), COUNT(*), SUM(CAST(d.value AS REAL)), "
+        "SUM(CAST(d.value AS REAL) * COALESCE(CAST(d.probability AS REAL), CAST(s.probability AS REAL), 0) / 100.0) "
+        "FROM deals d LEFT JOIN stages s ON s.source = d.source AND s.source_id = d.stage_id "
+        f"WHERE {DEAL_SCOPE} AND d.status = 'open' GROUP BY 1, 2, 3, 5",
+        params,
+    ):
+        rank = stages.get((source, sid), {}).get("rank")
+        out.append({"source": source, "pipeline_id": pipeline, "stage_id": sid, "name": name, "rank": rank,
+                    "currency": currency, "deals": count, "value": _r(total or 0.0), "weighted": _r(weighted or 0.0)})
+    out.sort(key=lambda r: (r["currency"], r["source"], r["pipeline_id"] or "", r["rank"] is None, r["rank"] or 0,
+                            r["name"] or ""))
+    return out
