@@ -17,7 +17,7 @@ Config (``[sources.<name>]``)::
     # token_budget = 20000           # stop cleanly (exit 6, resumable) before spending more
     # requests_per_2s = 16           # optional hard cap below your plan's burst limit
     # full_refresh = false           # re-read everything and mark vanished records removed
-    # page_size = 500  timeout_seconds = 30  max_attempts = 6  phone_region = "ES"
+    # page_size = 500  timeout_seconds = 30  max_attempts = 6  backoff_seconds = 0.5  phone_region = "ES"
 
 What a run does, in order (each list sorted by ``update_time`` ascending and paged by
 cursor, a checkpoint after every page, so a stopped run resumes at the last page):
@@ -83,6 +83,7 @@ class PipedriveOptions(StrictOptions):
     page_size: int = Field(PAGE_SIZE, ge=1, le=500)
     timeout_seconds: float = Field(30.0, gt=0, le=600)
     max_attempts: int = Field(6, ge=1, le=20)
+    backoff_seconds: float = Field(0.5, ge=0, le=60)
     phone_region: str | None = None
 
 
@@ -107,6 +108,7 @@ class PipedriveSource(Source):
         o = self.options
         return PipedriveClient(
             o.base_url, o.api_token.get_secret_value(), timeout=o.timeout_seconds, max_attempts=o.max_attempts,
+            backoff=o.backoff_seconds,
             token_budget=o.token_budget, requests_per_2s=o.requests_per_2s, where=f"sources.{self.name}",
         )
 

@@ -123,6 +123,7 @@ class PipedriveClient:
         timeout: float = 30.0,
         max_attempts: int = 6,
         max_wait: float = 60.0,
+        backoff: float = 0.5,
         token_budget: int | None = None,
         requests_per_2s: int | None = None,
         where: str = "sources.pipedrive",
@@ -135,6 +136,7 @@ class PipedriveClient:
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.max_wait = max_wait
+        self.backoff = backoff
         self.token_budget = token_budget
         self.requests_per_2s = requests_per_2s
         self.where = where
@@ -188,7 +190,7 @@ class PipedriveClient:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Retry) and exc.wait is not None:
             return min(exc.wait, self.max_wait)
-        return min(0.25 * 2 ** (state.attempt_number - 1), 30.0)
+        return min(self.backoff * 2 ** (state.attempt_number - 1), 30.0)
 
     def _pace(self) -> None:
         now = self._clock()
