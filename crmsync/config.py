@@ -58,12 +58,17 @@ class WarehouseConfig(BaseModel):
 
 
 class DefaultsConfig(BaseModel):
-    """Defaults every source inherits unless it sets its own."""
+    """Defaults every source inherits unless it sets its own.
+
+    Precedence for parse settings: the source's own key, then these, then the
+    mapping file's ``[mapping]`` table, then UTC / US. Unset here means "let the
+    mapping decide" (a Zoho preset knows its export's timezone better than a guess).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    timezone: str = "UTC"
-    phone_region: str = "US"
+    timezone: str | None = None
+    phone_region: str | None = None
     default_currency: str | None = None
 
 

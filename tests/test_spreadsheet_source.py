@@ -346,3 +346,23 @@ def test_date_order_conflict_within_the_first_rows_is_reported(tmp_path):
     summary, db = sync(tmp_path, {"deals.csv": DEAL_HEADER + rows})
     assert any(n["kind"] == "date_order" and "mixes" in n["message"] for n in summary.sources[0].notices)
     assert db.execute("select value from quarantine").fetchall() == [("03/04/2025",)]
+
+
+def test_month_name_dates_raise_no_date_order_notice(tmp_path):
+    data = DEAL_HEADER + '1,a,Open,1,EUR,,"15 Apr, 2021",\n2,b,Open,1,EUR,,"3 May, 2021",\n'
+    summary, _ = sync(tmp_path, {"deals.csv": data})
+    assert not [n for n in summary.sources[0].notices if n["kind"] == "date_order"]
+
+
+def test_mapping_timezone_applies_unless_the_config_sets_one(tmp_path):
+    (tmp_path / "m.toml").write_text(
+        '[mapping]\ntimezone = "Asia/Kolkata"\n[entities.deal]\nid = "ID"\n'
+        '[entities.deal.fields]\ntitle = "Title"\nadd_time = "Created"\n'
+    )
+    files = {"deals.csv": "ID,Title,Created\n1,a,2025-01-01 05:30:00\n"}
+    _, db = sync(tmp_path, files, mapping=str(tmp_path / "m.toml"))
+    assert db.execute("select add_time from deals").fetchone() == ("2025-01-01T00:00:00Z",)
+    other = tmp_path / "source_sets_utc"
+    other.mkdir()
+    _, db = sync(other, files, mapping=str(tmp_path / "m.toml"), timezone="UTC")
+    assert db.execute("select add_time from deals").fetchone() == ("2025-01-01T05:30:00Z",)

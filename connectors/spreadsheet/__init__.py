@@ -20,6 +20,7 @@ Config::
 from __future__ import annotations
 
 import glob
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +34,8 @@ from crmsync.warehouse import QuarantineRow
 from .reader import SheetRow, Table, open_table
 from .stages import StageCatalog
 
+#: A date written as numbers with the year last (or two-digit): the forms whose day/month order is unclear.
+_NUMERIC_DATE = re.compile(r"\s*\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}\b")
 #: Regions whose exports write month before day; elsewhere ambiguous dates read as D/M/Y.
 _MONTH_FIRST_REGIONS = frozenset({"US", "CA", "PH", "FM", "MH", "PW", "GU", "AS", "PR", "VI"})
 
@@ -160,13 +163,14 @@ class SpreadsheetSource(Source):
         if not columns:
             return
         detectors = {c: DateOrderDetector() for c in columns}
-        texts: set[str] = set()  # columns holding dates as text (XLSX date cells need no order)
+        numeric: set[str] = set()  # columns holding a/b/c numeric dates, the only ones with an order to decide
         pending = set(columns)
         for row in table:
             for column in list(pending):
                 raw = row.values.get(column)
                 if isinstance(raw, str) and not is_blank(raw):
-                    texts.add(column)
+                    if _NUMERIC_DATE.match(raw):
+                        numeric.add(column)
                     detector = detectors[column]
                     detector.feed(raw)
                     if detector.decided:
@@ -176,12 +180,14 @@ class SpreadsheetSource(Source):
         fallback = "MDY" if em.settings.phone_region.upper() in _MONTH_FIRST_REGIONS else "DMY"
         for column in columns:
             detector = detectors[column]
+            if column not in numeric:
+                continue  # month names, ISO, serials or typed cells: no order to decide
             if detector.conflict:
                 yield Notice("date_order", f"{filename}: column {column!r} mixes D/M/Y and M/D/Y dates; rows "
                              "that fit neither are quarantined — set date_order to choose")
             elif detector.order:
                 em.date_orders[column] = detector.order
-            elif column in texts:
+            else:
                 em.date_orders[column] = fallback
                 yield Notice("date_order", f"{filename}: column {column!r} has only ambiguous dates (day and "
                              f"month both ≤ 12); read as {fallback} — set date_order to choose")
