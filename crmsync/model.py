@@ -255,6 +255,9 @@ class Lead(Record):
     update_time: UtcDatetime | None = None
     converted_deal_id: str | None = None
     converted_at: UtcDatetime | None = None
+    #: The source's own converted flag (Salesforce ``IsConverted``, Zoho ``Converted``), kept apart from the
+    #: status picklist: when they disagree, reconciliation trusts the flag and ids and records the conflict.
+    converted: bool | None = None
 
 
 class Deal(Record):

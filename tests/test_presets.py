@@ -189,8 +189,8 @@ def test_salesforce_converted_lead_keeps_flag_ids_and_date(salesforce):
     assert lead["converted_at"] == "2021-03-02T08:00:00Z"  # a date: midnight in Los Angeles (PST)
     assert lead["add_time"] == "2021-02-21T00:05:00Z"      # 02/20/21 4:05 PM PST
     assert lead["owner_id"] == "0055e00000Ana01AAA"
+    assert lead["converted"] == 1  # IsConverted, the canonical flag
     custom = lead["custom"]
-    assert custom["Converted (IsConverted)"] is True
     assert (custom["Converted account ID"], custom["Converted contact ID"]) == (
         "0015e00000Acm01AAA", "0035e00000Con01AAA")
     assert (custom["First name"], custom["Last name"], custom["Employees"]) == ("José", "Muñoz", 250)
@@ -199,7 +199,7 @@ def test_salesforce_converted_lead_keeps_flag_ids_and_date(salesforce):
 def test_salesforce_status_saying_converted_without_the_flag_is_loaded_with_both_facts(salesforce):
     lead = salesforce.row("leads", "00Q5e00000Led02AAA")
     assert (lead["status"], lead["status_raw"]) == ("converted", "Closed - Converted")
-    assert lead["custom"]["Converted (IsConverted)"] is False
+    assert lead["converted"] == 0
     assert lead["converted_deal_id"] is None and lead["converted_at"] is None
 
 
@@ -528,7 +528,7 @@ def test_zoho_stages_map_to_categories_and_status(zoho):
 def test_zoho_lead_status_and_converted_flag_are_both_kept_when_they_contradict(zoho):
     def lead(n):
         d = zoho.row("leads", f"zcrm_40000000{n}")
-        return d["status"], d["status_raw"], d["custom"]["Converted (flag)"], d["converted_deal_id"], d["converted_at"]
+        return d["status"], d["status_raw"], bool(d["converted"]), d["converted_deal_id"], d["converted_at"]
 
     # converted (flag, deal id) while the picklist still says Pre-Qualified
     assert lead(30001) == ("working", "Pre-Qualified", True, "zcrm_4000000040001", "2021-03-02T03:50:00Z")
@@ -556,3 +556,38 @@ def test_zoho_accounts_and_contacts_keep_spellings_accents_and_mojibake(zoho):
     maria = zoho.row("persons", "zcrm_4000000020002")
     assert (maria["name"], [p["normalized"] for p in maria["phones"]]) == ("María López", ["+34612345678"])
     assert maria["custom"]["Account name"] == "CafÃ© OlÃ© S.L."
+
+
+# ------------------------------------------------------------------ reconciliation of a real-shaped export
+
+
+def test_salesforce_export_reconciles_conversions_history_and_contradictions(tmp_path):
+    from crmsync.reconcile import run_reconcile
+
+    synced = Synced(tmp_path, "salesforce", "salesforce_export", timezone="America/Los_Angeles",
+                    default_currency="USD")
+    run_reconcile(synced.config)
+    db = synced.db
+    conversions = db.execute("select lead_id, deal_id, method, converted_at from conversions order by lead_id")
+    # Lead.csv: Led01 -> Opp01 converted 03/02/21, Led03 -> Opp03 converted 05/10/21 (midnight Los Angeles).
+    assert [tuple(r) for r in conversions] == [
+        ("00Q5e00000Led01AAA", "0065e00000Opp01AAA", "explicit", "2021-03-02T08:00:00Z"),
+        ("00Q5e00000Led03AAA", "0065e00000Opp03AAA", "explicit", "2021-05-10T07:00:00Z"),
+    ]
+    conflicts = {(r["kind"], r["source_id"]) for r in db.execute("select kind, source_id from reconcile_conflicts")}
+    # Led02: picklist "Closed - Converted" but IsConverted FALSE and no opportunity id.
+    assert ("status_without_evidence", "00Q5e00000Led02AAA") in conflicts
+    # Opp03 was created 04/12/21, before its lead Led03 (05/01/21).
+    assert ("deal_created_before_lead", "0065e00000Opp03AAA") in conflicts
+    # OpportunityHistory: Opp03's repeated "Proposal/Price Quote" row (amount change only) is not a move.
+    # Stages resolve to the derived stage ids; "Prospecting" stays a name: no current deal is in it (Opp06 was
+    # quarantined), so the export's stage list never mentions it.
+    stages = [tuple(r) for r in db.execute(
+        "select new_value, evidence from deal_timeline where deal_id = ? and kind = 'stage' order by seq",
+        ("0065e00000Opp03AAA",))]
+    assert stages == [("Prospecting", "export_history"), ("Default/Proposal/Price Quote", "export_history")]
+    spans = db.execute("select stage_name, seconds from stage_spans where deal_id = '0065e00000Opp01AAA' "
+                       "order by entered_at").fetchall()
+    # 03/02/21 9:20 AM PST -> 04/01/21 3:45 PM PDT -> 04/28/21 11:05 AM PDT; then closed (won) at close time.
+    assert [tuple(s)[0] for s in spans] == ["Prospecting", "Negotiation/Review", "Closed Won"]
+    assert tuple(spans[0])[1] == (30 * 86400 + 5 * 3600 + 25 * 60)

@@ -88,6 +88,8 @@ def test_one_lead_two_deals_one_deal_two_leads_and_conversion_before_lead_are_co
         ("converted_before_lead_existed", "lead", "L4", "converted 2025-03-08T00:00:00Z to deal D6, lead added "
                                                         "2025-03-10T00:00:00Z"),
         ("deal_claimed_by_several_leads", "deal", "D5", "leads L2, L3"),
+        ("deal_created_before_lead", "deal", "D6", "deal created 2025-03-08T00:00:00Z, before its lead L4 "
+                                                   "(2025-03-10T00:00:00Z)"),
         ("evidence_contradicts_status", "lead", "L1", "ids show a conversion but the status is 'new' (the ids win)"),
         ("evidence_contradicts_status", "lead", "L2", "ids show a conversion but the status is 'new' (the ids win)"),
         ("evidence_contradicts_status", "lead", "L3", "ids show a conversion but the status is 'new' (the ids win)"),
@@ -260,3 +262,20 @@ def test_reconcile_is_idempotent(tmp_path):
     second = run_reconcile(parse_config({"warehouse": {"path": str(tmp_path / "w.db")}}, environ={}))
     assert first.counts == second.counts
     assert db.execute("select count(*) from conversions").fetchone() == (1,)
+
+
+def test_converted_flag_and_ids_win_over_the_status_picklist_and_disagreements_are_recorded(tmp_path):
+    records = [
+        lead(1, status="converted", converted=False),             # picklist says converted, flag says no
+        lead(2, status="working", converted=True),                # flag says converted, no deal id
+        lead(3, status="converted", converted=False, converted_deal_id="D3"), deal(3, add_time=t(2)),
+        lead(4, status="converted", converted=True, converted_deal_id="D4"), deal(4, add_time=t(2)),  # consistent
+    ]
+    _, db = load(tmp_path, records)
+    conflicts = db.execute("select source_id, kind from reconcile_conflicts order by source_id, kind").fetchall()
+    assert conflicts == [
+        ("L1", "status_without_evidence"),
+        ("L2", "evidence_contradicts_status"), ("L2", "flag_without_deal"),
+        ("L3", "ids_contradict_flag"),
+    ]
+    assert db.execute("select lead_id from conversions order by 1").fetchall() == [("L3",), ("L4",)]

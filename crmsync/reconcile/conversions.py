@@ -64,7 +64,7 @@ def find_conversions(conn: sqlite3.Connection, settings: InferenceSettings) -> t
         (r[0], r[1]): r
         for r in conn.execute(
             "SELECT source, source_id, status, converted_deal_id, converted_at, add_time, person_id, org_id, title, "
-            "value FROM leads"
+            "value, converted FROM leads"
         )
     }
     deals = {
@@ -113,18 +113,26 @@ def find_conversions(conn: sqlite3.Connection, settings: InferenceSettings) -> t
     explicit_leads = {link.lead for link in links.values()}
     explicit_deals = {link.deal for link in links.values()}
 
-    # Contradictions between a lead's status and its evidence.
+    # Contradictions between a lead's status picklist, its converted flag and the ids: flag and ids win.
     for key, lead in leads.items():
-        if lead[2] == "converted" and key not in explicit_leads:
-            conflicts.append(Conflict("status_without_evidence", "lead", *key,
-                                      "status says converted but no deal id, flag or captured conversion shows one"))
-        elif key in explicit_leads and lead[2] not in ("converted", None):
+        status, flag, has_ids = lead[2], lead[10], key in explicit_leads
+        if flag is not None and bool(flag) != has_ids:
+            kind, detail = (("flag_without_deal", "the converted flag is set but no deal id shows which deal")
+                            if flag else ("ids_contradict_flag", "deal ids show a conversion but the flag says not "
+                                                                  "converted (the ids win)"))
+            conflicts.append(Conflict(kind, "lead", *key, detail))
+        if status == "converted" and not has_ids and not flag:
+            flag_note = " and the flag says not converted" if flag is not None else ""
+            conflicts.append(Conflict("status_without_evidence", "lead", *key, "status says converted but no deal "
+                                      f"id or captured conversion shows one{flag_note}"))
+        elif (has_ids or flag) and status not in ("converted", None):
             conflicts.append(Conflict("evidence_contradicts_status", "lead", *key,
-                                      f"ids show a conversion but the status is {lead[2]!r} (the ids win)"))
+                                      f"{'ids' if has_ids else 'the converted flag'} show a conversion but the "
+                                      f"status is {status!r} (the {'ids' if has_ids else 'flag'} win)"))
 
     inferred = _infer(leads, deals, explicit_leads, explicit_deals, settings)
     all_links = list(links.values()) + inferred
-    conflicts += _conflicts(all_links, leads)
+    conflicts += _conflicts(all_links, leads, deals)
     return all_links, conflicts
 
 
@@ -181,7 +189,7 @@ def _close(a: str, b: str) -> bool:
     return max(x, y) > 0 and abs(x - y) / max(x, y) <= 0.2
 
 
-def _conflicts(links: list[Link], leads: dict) -> list[Conflict]:
+def _conflicts(links: list[Link], leads: dict, deals: dict) -> list[Conflict]:
     conflicts = []
     per_lead: dict[tuple, list[Link]] = defaultdict(list)
     per_deal: dict[tuple, list[Link]] = defaultdict(list)
@@ -197,11 +205,15 @@ def _conflicts(links: list[Link], leads: dict) -> list[Conflict]:
             conflicts.append(Conflict("deal_claimed_by_several_leads", "deal", *key,
                                       "leads " + ", ".join(sorted(link.lead[1] for link in group))))
     for link in links:
-        lead = leads.get(link.lead)
+        lead, deal = leads.get(link.lead), deals.get(link.deal)
         lead_at, at = _when(lead[5]) if lead else None, _when(link.converted_at)
         if lead_at and at and at < lead_at:
             conflicts.append(Conflict("converted_before_lead_existed", "lead", *link.lead,
                                       f"converted {link.converted_at} to deal {link.deal[1]}, lead added {lead[5]}"))
+        deal_at = _when(deal[3]) if deal else None
+        if lead_at and deal_at and deal_at < lead_at and link.method != "inferred":
+            conflicts.append(Conflict("deal_created_before_lead", "deal", *link.deal,
+                                      f"deal created {deal[3]}, before its lead {link.lead[1]} ({lead[5]})"))
     return conflicts
 
 

@@ -70,8 +70,16 @@ def build(conn: sqlite3.Connection) -> tuple[list[tuple], list[tuple], list[tupl
     ):
         source, deal_id, stage_id, stage_name, status, add, won, lost, close, stage_changed, _ = deal
         key = (source, deal_id)
-        current_stage = stage_id or (stage_by_name.get((source, stage_name)) if stage_name else None) or stage_name
-        evs = list(events.get(key, []))
+
+        def resolve(value: str | None, source: str = source) -> str | None:
+            """A stage event may name the stage (exports) or give its id (APIs): use the id when known."""
+            if value is None or (source, value) in stages:
+                return value
+            return stage_by_name.get((source, value), value)
+
+        current_stage = stage_id or resolve(stage_name)
+        evs = [Event(e.at, e.kind, resolve(e.old), resolve(e.new), e.evidence, e.actor) if e.kind == "stage" else e
+               for e in events.get(key, [])]
         if add:
             evs.append(Event(add, "created", None, None, "milestone"))
         for at, value in ((won, "won"), (lost, "lost")):
@@ -90,12 +98,19 @@ def build(conn: sqlite3.Connection) -> tuple[list[tuple], list[tuple], list[tupl
 
 
 def _dedupe(events: list[Event]) -> list[Event]:
+    """Drop the same change reported by weaker evidence (same minute), and stage "moves" to the stage
+    the deal is already in (history tables repeat the stage when only the amount changed)."""
     out: list[Event] = []
     seen: set[tuple] = set()
+    last_stage: str | None = None
     for e in events:
-        key = (e.kind, e.new, e.at[:16])  # same change within the same minute from weaker evidence
+        key = (e.kind, e.new, e.at[:16])
         if key in seen and e.kind != "created":
             continue
+        if e.kind == "stage":
+            if e.new == last_stage:
+                continue
+            last_stage = e.new
         seen.add(key)
         out.append(e)
     return out
