@@ -59,7 +59,7 @@ from .client import COSTS, NotFound, PipedriveClient
 from .fields import FieldSet, names_json, renames
 from .paging import PAGE_SIZE, v1_keyset_pages, v1_pages, v2_pages
 
-__all__ = ["PipedriveOptions", "PipedriveSource", "Estimate", "estimate"]
+__all__ = ["PipedriveOptions", "PipedriveSource", "Estimate", "estimate", "estimate_source"]
 
 EntityName = Literal["deals", "leads", "persons", "organizations"]
 ALL_ENTITIES: tuple[EntityName, ...] = ("deals", "leads", "persons", "organizations")
@@ -488,3 +488,34 @@ def estimate(options: PipedriveOptions | dict, cursors: dict[str, str] | None = 
         add("v1", "/leads/archived", 1, "archived leads, newest first (≥1 page)")
     return Estimate(requests=sum(x["requests"] for x in lines), tokens=sum(x["tokens"] for x in lines),
                     lines=lines, notes=notes)
+
+
+def estimate_source(config, name: str, *, counts: dict[str, int] | None = None,
+                    changed_deals: int | None = None) -> Estimate:
+    """:func:`estimate` for source ``name`` of a loaded :class:`~crmsync.config.Config`.
+
+    Reads the warehouse (read-only, no lock) for this source's cursors and stored counts; a
+    warehouse that does not exist yet means a first run. Spends no request.
+    """
+    import sqlite3
+
+    from crmsync.config import format_validation_errors
+    from crmsync.errors import ConfigError
+
+    source = config.sources[name]
+    try:
+        options = PipedriveOptions.model_validate(source.options)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_errors(exc, ("sources", name))) from None
+    path = config.warehouse.path
+    if not path.exists():
+        return estimate(options, {}, None, counts=counts, changed_deals=changed_deals)
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        try:
+            cursors = dict(conn.execute("SELECT stream, value FROM cursors WHERE source = ?", (name,)).fetchall())
+        except sqlite3.OperationalError:  # an empty warehouse file without tables
+            return estimate(options, {}, None, counts=counts, changed_deals=changed_deals)
+        return estimate(options, cursors, StoredRecords(conn, name), counts=counts, changed_deals=changed_deals)
+    finally:
+        conn.close()

@@ -10,9 +10,10 @@ CDN. So this client
 * retries 429, 5xx, connection errors, truncated bodies, invalid JSON and
   ``data: null`` list pages with tenacity, waiting ``Retry-After`` or
   ``x-ratelimit-reset`` when the server says how long, else exponential back-off;
-* paces itself: when ``x-ratelimit-remaining`` drops to a reserve it waits for the
-  window to reset instead of running into 429s (and can be capped at N requests per
-  2 s with ``requests_per_2s``);
+* paces itself: once ``x-ratelimit-limit`` is known it spaces requests at 90% of that
+  rate per 2-second window, and when ``x-ratelimit-remaining`` still drops to a reserve
+  it waits for the window to reset instead of running into 429s (``requests_per_2s``
+  caps it further);
 * counts requests and tokens per endpoint from the cost table below and raises
   :class:`~crmsync.errors.BudgetExhausted` *before* a request that would exceed the
   configured token budget.
@@ -144,6 +145,8 @@ class PipedriveClient:
         self.session.headers.update({"x-api-token": api_token, "Accept": "application/json", "User-Agent": USER_AGENT})
         self._sleep, self._clock = sleep, clock
         self._not_before = 0.0
+        self._last_start = -1e9
+        self._interval = 0.0
         self._recent: deque[float] = deque()
         self.usage = Usage()
 
@@ -194,8 +197,11 @@ class PipedriveClient:
 
     def _pace(self) -> None:
         now = self._clock()
+        if self._interval and now < self._last_start + self._interval:
+            self._not_before = max(self._not_before, self._last_start + self._interval)
         if now < self._not_before:
             self._sleep(self._not_before - now)
+        self._last_start = self._clock()
         if self.requests_per_2s:
             now = self._clock()
             while self._recent and now - self._recent[0] >= 2.0:
@@ -212,6 +218,9 @@ class PipedriveClient:
             reset = float(headers.get("x-ratelimit-reset"))
         except (TypeError, ValueError):
             return
+        if limit > 0:
+            # spread requests evenly at 90% of the documented 2-second window's limit
+            self._interval = 2.0 / (limit * 0.9)
         if remaining <= max(1, limit // 10):
             self._not_before = max(self._not_before, self._clock() + min(reset, self.max_wait))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from crmsync.connectors.pipedrive import PipedriveOptions, estimate
+from crmsync.connectors.pipedrive import PipedriveOptions, estimate, estimate_source
 
 from crmsync.sandbox import FaultConfig, RateLimitConfig, Sandbox
 from crmsync.sync import run_sync
@@ -91,6 +91,7 @@ def test_estimate_predicts_the_spend_of_a_no_change_run_and_of_a_first_run(tmp_p
         first_actual = client_usage(sb)
         assert first["requests"] >= first_actual["requests"]  # history is an upper bound on a first run
         est = estimate(options, _cursors(tmp_path), stored(tmp_path))
+        assert estimate_source(cfg, "pd") == est
         sb.usage.reset()
         run_sync(cfg)
         actual = client_usage(sb)
