@@ -192,9 +192,12 @@ class PipedriveSource(Source):
         if "deals" in o.entities:
             params = {"status": DEAL_STATUSES, "include_fields": DEAL_INCLUDE}
             full = self._complete("deals") and self._complete("deals_archived")
-            yield from self._v2_entity(client, "/deals", "deals", "deal", params, convert.deal, meta)
+            # archived first (few), so a deal un-archived while we read is not written twice in one run
+            archived: set[str] = set()
             yield from self._v2_entity(client, "/deals/archived", "deals_archived", "deal", params, convert.deal,
-                                       meta)
+                                       meta, record_ids=archived)
+            yield from self._v2_entity(client, "/deals", "deals", "deal", params, convert.deal, meta,
+                                       skip_ids=archived)
             if full:
                 yield EntityComplete("deal")
         if "leads" in o.entities:
@@ -242,7 +245,14 @@ class PipedriveSource(Source):
             yield EntityComplete(entity)
         out["meta"], out["fields"] = meta, fields
 
-    def _v2_entity(self, client, path, stream, entity, params, fn, meta) -> Iterator[Item]:
+    def _v2_entity(self, client, path, stream, entity, params, fn, meta, *, record_ids: set[str] | None = None,
+                   skip_ids: set[str] | None = None) -> Iterator[Item]:
+        """One v2 list, ``update_time`` ascending from the cursor, a checkpoint per page.
+
+        ``record_ids`` collects the ids written; ids in ``skip_ids`` (already written this run from
+        another list) are not written again, and the cursor is held below them so the next run
+        reads their newer state.
+        """
         o = self.options
         cursor = None if o.full_refresh else self.context.cursors.get(stream)
         since = self._since(stream)
@@ -250,16 +260,38 @@ class PipedriveSource(Source):
         if since:
             query["updated_since"] = since
         best = cursor
+        hold: datetime | None = None
+
+        def checkpoint(value: str) -> Checkpoint | None:
+            at = convert.parse_time(value)
+            if hold is not None and at >= hold:
+                at = hold - timedelta(seconds=1)
+                value = _iso(at)
+            if cursor is not None and at <= convert.parse_time(cursor):
+                return None
+            return Checkpoint(stream, value)
+
         for page in v2_pages(client, path, query, o.page_size):
             good, bad = self._convert(entity, fn, page, meta)
             good = self._fresh(entity, good, cursor)
+            if skip_ids:
+                twice = [r for r in good if r.source_id in skip_ids]
+                for r in twice:
+                    if r.update_time is not None:
+                        hold = r.update_time if hold is None else min(hold, r.update_time)
+                    yield Notice("moved_between_lists", f"{entity} {r.source_id} moved between the archived and "
+                                 "live lists during the run; its newer state is read next run", 1)
+                good = [r for r in good if r.source_id not in skip_ids]
+            if record_ids is not None:
+                record_ids.update(r.source_id for r in good)
             yield from bad
             if entity == "deal":
                 for item in self._deal_page(client, good):
                     if isinstance(item, Checkpoint):  # mid-page progress: cursor of the last finished deal
                         if best is None or convert.parse_time(item.value) > convert.parse_time(best):
                             best = item.value
-                            yield Checkpoint(stream, best)
+                            if (cp := checkpoint(best)) is not None:
+                                yield cp
                     else:
                         yield item
             else:
@@ -270,8 +302,8 @@ class PipedriveSource(Source):
                 top = max(times, key=convert.parse_time)
                 if best is None or convert.parse_time(top) > convert.parse_time(best):
                     best = top
-            if best:
-                yield Checkpoint(stream, best)
+            if best and (cp := checkpoint(best)) is not None:
+                yield cp
         if self._complete(stream) and entity != "deal":
             yield EntityComplete(entity)
 
@@ -349,12 +381,15 @@ class PipedriveSource(Source):
         acursor = None if o.full_refresh else self.context.cursors.get("leads_archived")
         floor = convert.parse_time(self._since("leads_archived")) if self._since("leads_archived") else None
         abest = acursor
+        ahold: datetime | None = None
         params = {"sort": "update_time DESC"}
         for page in v1_pages(client, "/leads/archived", params, o.page_size):
             good, bad = self._convert("lead", convert.lead, page, meta)
             yield from bad
             for rec in self._fresh("lead", good, acursor):
                 if rec.source_id in self._emitted_leads:
+                    if rec.update_time is not None:  # archived while we read: take it next run
+                        ahold = rec.update_time if ahold is None else min(ahold, rec.update_time)
                     continue
                 if floor is not None and rec.update_time is not None and rec.update_time < floor:
                     continue
@@ -369,7 +404,9 @@ class PipedriveSource(Source):
                     abest = top
             if floor is not None and times and min(times) < floor:
                 break
-        if abest:
+        if abest and ahold is not None and convert.parse_time(abest) >= ahold:
+            abest = _iso(ahold - timedelta(seconds=1))
+        if abest and (acursor is None or convert.parse_time(abest) > convert.parse_time(acursor)):
             yield Checkpoint("leads_archived", abest)
         if full and self.stored is not None:
             # converted leads are gone from Pipedrive but stay in the warehouse: re-confirm them
