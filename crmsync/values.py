@@ -548,6 +548,7 @@ _NOT_A_DATE = "not a date"
 _BAD_CALENDAR_DATE = "not a valid calendar date"
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ISO_NAIVE_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?")
 _NUMERIC_DATE = re.compile(r"([0-9]{1,4})([/.\-])([0-9]{1,2})\2([0-9]{1,4})")
 _DETECT_DATE = re.compile(r"\s*([0-9]{1,4})([/.\-])([0-9]{1,2})\2([0-9]{1,4})(?![0-9])")
 _SERIAL_TEXT = re.compile(r"[0-9]{5}(?:\.[0-9]+)?")
@@ -886,6 +887,14 @@ def parse_datetime(raw: object, order: DateOrder | None = None, tz: tzinfo | Non
     if type(raw) is str:
         s = raw.strip()
         if len(s) >= 10 and _ISO_DATE.match(s):
+            if zone is UTC and _ISO_NAIVE_DATETIME.fullmatch(s):
+                # Fast path for the commonest cell, "2021-04-15 10:30:00" read as UTC: parsing it
+                # with the offset appended gives the same aware value as parse-then-replace(),
+                # which costs several times more.
+                try:
+                    return datetime.fromisoformat(s + "+00:00")
+                except ValueError:
+                    pass
             try:
                 return _to_utc(datetime.fromisoformat(s), zone, raw)
             except ValueError:

@@ -247,7 +247,8 @@ def _utc_text(value: datetime) -> str:
     """``to_sql`` for a datetime (the column converter of every time field)."""
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.isoformat().replace("+00:00", "Z")
+    # == value.isoformat().replace("+00:00", "Z"), without formatting the offset (half the cost)
+    return f"{value.date().isoformat()}T{value.time().isoformat()}Z"
 
 
 _FAST_CONVERT.update({
