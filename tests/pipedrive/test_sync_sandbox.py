@@ -29,6 +29,12 @@ def test_full_sync_equals_sandbox_truth(synced):
     assert compare(sb.export_truth(), stored(tmp)) == []
 
 
+def test_the_api_token_is_nowhere_in_the_warehouse(synced):
+    sb, tmp, _, _ = synced
+    for f in tmp.iterdir():
+        assert sb.api_token.encode() not in f.read_bytes(), f
+
+
 LIST_ENDPOINTS = ("GET /api/v2/deals", "GET /api/v2/deals/archived", "GET /api/v2/persons",
                   "GET /api/v2/organizations", "GET /api/v1/leads", "GET /api/v1/leads/archived")
 METADATA = ("GET /api/v1/users", "GET /api/v2/pipelines", "GET /api/v2/stages", "GET /api/v2/dealFields",
