@@ -261,6 +261,7 @@ class PipedriveSource(Source):
             query["updated_since"] = since
         best = cursor
         hold: datetime | None = None
+        seen = IdSet()
 
         def checkpoint(value: str) -> Checkpoint | None:
             at = convert.parse_time(value)
@@ -274,14 +275,20 @@ class PipedriveSource(Source):
         for page in v2_pages(client, path, query, o.page_size):
             good, bad = self._convert(entity, fn, page, meta)
             good = self._fresh(entity, good, cursor)
-            if skip_ids:
-                twice = [r for r in good if r.source_id in skip_ids]
-                for r in twice:
-                    if r.update_time is not None:
-                        hold = r.update_time if hold is None else min(hold, r.update_time)
-                    yield Notice("moved_between_lists", f"{entity} {r.source_id} moved between the archived and "
-                                 "live lists during the run; its newer state is read next run", 1)
-                good = [r for r in good if r.source_id not in skip_ids]
+            # Written already in this run: it moved between the archived and live lists, or was edited
+            # while we paged (keyset paging meets it again, newer). Written once; the cursor is held
+            # below its new update_time so the next run reads the newer state.
+            twice = [r for r in good if r.source_id in seen or (skip_ids and r.source_id in skip_ids)]
+            for r in twice:
+                if r.update_time is not None:
+                    hold = r.update_time if hold is None else min(hold, r.update_time)
+                yield Notice("changed_during_run", f"{entity} {r.source_id} changed while it was being read; "
+                             "its newer state is read next run", 1)
+            if twice:
+                again = {r.source_id for r in twice}
+                good = [r for r in good if r.source_id not in again]
+            for r in good:
+                seen.add(r.source_id)
             if record_ids is not None:
                 record_ids.update(r.source_id for r in good)
             yield from bad
@@ -361,11 +368,14 @@ class PipedriveSource(Source):
         # live leads, paged by moving updated_since (robust to leads vanishing mid-listing)
         cursor = None if o.full_refresh else self.context.cursors.get("leads")
         best = cursor
+        hold: datetime | None = None
         for page in v1_keyset_pages(client, "/leads", self._since("leads"), o.page_size):
             good, bad = self._convert("lead", convert.lead, page, meta)
             yield from bad
             for rec in self._fresh("lead", good, cursor):
                 if rec.source_id in self._emitted_leads:
+                    if rec.update_time is not None:  # edited while we paged: its newer state next run
+                        hold = rec.update_time if hold is None else min(hold, rec.update_time)
                     continue
                 self._emitted_leads.add(rec.source_id)
                 yield self._emit("lead", rec)
@@ -375,8 +385,11 @@ class PipedriveSource(Source):
                       default=None)
             if top and (best is None or convert.parse_time(top) > convert.parse_time(best)):
                 best = top
-            if best:
-                yield Checkpoint("leads", best)
+            value = best
+            if value and hold is not None and convert.parse_time(value) >= hold:
+                value = _iso(hold - timedelta(seconds=1))
+            if value and (cursor is None or convert.parse_time(value) > convert.parse_time(cursor)):
+                yield Checkpoint("leads", value)
         # archived leads: no updated_since on this endpoint, so newest first until the cursor
         acursor = None if o.full_refresh else self.context.cursors.get("leads_archived")
         floor = convert.parse_time(self._since("leads_archived")) if self._since("leads_archived") else None
@@ -435,6 +448,29 @@ class PipedriveSource(Source):
                         if any(k in rec.custom for k in mapping):
                             custom = {mapping.get(k, k): v for k, v in rec.custom.items()}
                             yield type(rec).model_validate({**rec.model_dump(), "custom": custom})
+
+
+class IdSet:
+    """Ids seen in one listing: a bitmap for integer ids (1M deals: 125 kB), a set for the rest."""
+
+    def __init__(self) -> None:
+        self.bits = bytearray()
+        self.other: set[str] = set()
+
+    def add(self, ident: str) -> None:
+        if ident.isdigit() and len(ident) < 10:
+            i = int(ident)
+            if i >> 3 >= len(self.bits):
+                self.bits.extend(bytes((i >> 3) + 1 - len(self.bits) + 4096))
+            self.bits[i >> 3] |= 1 << (i & 7)
+        else:
+            self.other.add(ident)
+
+    def __contains__(self, ident: str) -> bool:
+        if ident.isdigit() and len(ident) < 10:
+            i = int(ident)
+            return i >> 3 < len(self.bits) and bool(self.bits[i >> 3] & (1 << (i & 7)))
+        return ident in self.other
 
 
 def v2_pages_v1(client: PipedriveClient, path: str, page_size: int) -> Iterator[list[dict]]:

@@ -61,7 +61,7 @@ def test_a_deal_in_both_archived_and_live_lists_is_written_once_and_the_cursor_w
     deals = [x for x in items if isinstance(x, Deal)]
     assert sorted(d.source_id for d in deals) == ["4", "5", "6"]
     assert [x.value for x in items if isinstance(x, Checkpoint) and x.stream == "deals"] == ["2026-01-02T23:59:59Z"]
-    assert any(isinstance(x, Notice) and x.kind == "moved_between_lists" for x in items)
+    assert any(isinstance(x, Notice) and x.kind == "changed_during_run" for x in items)
 
 
 @responses.activate
@@ -80,3 +80,34 @@ def test_incremental_lists_ask_updated_since_the_cursor_minus_the_overlap_sorted
     assert persons.params["updated_since"] == "2026-01-01T23:50:00Z"
     assert all("/recents" not in c.request.url for c in responses.calls)
     assert all("api_token" not in c.request.url for c in responses.calls)
+
+
+@responses.activate
+def test_a_deal_edited_while_we_page_is_written_once_and_read_again_next_run():
+    metadata()
+    responses.get(f"{BASE}/api/v2/deals/archived", json=ok([]))
+    # keyset paging by update_time meets deal 4 again on a later page after it was edited mid-listing
+    responses.get(f"{BASE}/api/v2/deals", json=ok([deal(4, "2026-01-02T00:00:00Z"), deal(5, "2026-01-02T00:00:01Z")],
+                                                   next_cursor="p2"))
+    responses.get(f"{BASE}/api/v2/deals", json=ok([deal(6, "2026-01-03T00:00:00Z"), deal(4, "2026-01-05T00:00:00Z"),
+                                                    deal(7, "2026-01-06T00:00:00Z")]))
+    items = list(source(history=False).read())
+    assert sorted(d.source_id for d in items if isinstance(d, Deal)) == ["4", "5", "6", "7"]
+    cps = [x.value for x in items if isinstance(x, Checkpoint) and x.stream == "deals"]
+    assert cps == ["2026-01-02T00:00:01Z", "2026-01-04T23:59:59Z"]
+
+
+@responses.activate
+def test_a_lead_edited_while_we_page_is_written_once_and_the_lead_cursor_waits_for_it():
+    metadata()
+    responses.replace(responses.GET, f"{BASE}/api/v1/leads", json={"success": True, "data": [
+        {"id": "a", "title": "A", "update_time": "2026-01-01T00:00:01.000Z"},
+        {"id": "b", "title": "B", "update_time": "2026-01-01T00:00:02.000Z"},
+        {"id": "a", "title": "A2", "update_time": "2026-01-01T00:00:09.000Z"}],
+        "additional_data": {"pagination": {"start": 0, "limit": 500, "more_items_in_collection": False}}})
+    responses.get(f"{BASE}/api/v2/deals/archived", json=ok([]))
+    responses.get(f"{BASE}/api/v2/deals", json=ok([]))
+    items = list(source(history=False).read())
+    leads = [x for x in items if type(x).__name__ == "Lead"]
+    assert [x.title for x in leads] == ["A", "B"]
+    assert [x.value for x in items if isinstance(x, Checkpoint) and x.stream == "leads"] == ["2026-01-01T00:00:08Z"]
