@@ -49,8 +49,10 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError
 
+from crmsync.config import SourceConfig, format_validation_errors
+from crmsync.errors import ConfigError
 from crmsync.model import Deal, Lead, LeadStatus, Record
-from crmsync.source import Checkpoint, EntityComplete, Item, Notice, Source, StrictOptions
+from crmsync.source import Checkpoint, EntityComplete, Item, Notice, Source, SourceContext, StrictOptions
 from crmsync.view import StoredRecords
 from crmsync.warehouse import QuarantineRow
 
@@ -102,6 +104,15 @@ class PipedriveSource(Source):
         self.client: PipedriveClient | None = None
         self._emitted_leads: set[str] = set()
         self._track: dict[str, set[str]] = {}  # entity -> ids emitted this run (only when renames pending)
+
+    @classmethod
+    def estimate(cls, source: SourceConfig, context: SourceContext) -> Estimate:
+        """What the next run of this source will spend (see :func:`estimate`); a hook for ``--estimate``."""
+        try:
+            options = cls.Options.model_validate(source.options)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_errors(exc, ("sources", source.name))) from None
+        return estimate(options, context.cursors, context.stored)
 
     # -- plumbing ------------------------------------------------------------------------------
     def make_client(self) -> PipedriveClient:
@@ -571,9 +582,6 @@ def estimate_source(config, name: str, *, counts: dict[str, int] | None = None,
     warehouse that does not exist yet means a first run. Spends no request.
     """
     import sqlite3
-
-    from crmsync.config import format_validation_errors
-    from crmsync.errors import ConfigError
 
     source = config.sources[name]
     try:

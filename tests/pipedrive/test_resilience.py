@@ -87,11 +87,18 @@ def test_estimate_predicts_the_spend_of_a_no_change_run_and_of_a_first_run(tmp_p
         cfg = make_config(sb, tmp_path)
         options = PipedriveOptions.model_validate(cfg.sources["pd"].options)
         first = estimate(options, {}, None, counts={"deal": 120, "lead": 40, "person": 30, "organization": 12})
+        assert estimate_source(cfg, "pd")["notes"]  # no warehouse yet: says the sizes are unknown
         run_sync(cfg)
         first_actual = client_usage(sb)
         assert first["requests"] >= first_actual["requests"]  # history is an upper bound on a first run
         est = estimate(options, _cursors(tmp_path), stored(tmp_path))
         assert estimate_source(cfg, "pd") == est
+        from crmsync.connectors.pipedrive import PipedriveSource
+
+        from crmsync.source import SourceContext
+
+        ctx = SourceContext(config=cfg, base_dir=tmp_path, cursors=_cursors(tmp_path), stored=stored(tmp_path))
+        assert PipedriveSource.estimate(cfg.sources["pd"], ctx) == est
         sb.usage.reset()
         run_sync(cfg)
         actual = client_usage(sb)
