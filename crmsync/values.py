@@ -129,8 +129,13 @@ def parse_text(raw: object) -> str | None:
     ('12345', None)
     """
     if type(raw) is str:
-        s = _clean(raw)
-        return None if _blank_str(s) else s
+        # _clean() and _blank_str() inlined: this runs for every text cell of every row.
+        s = raw.strip()
+        if s and (s[0] in _ZERO_WIDTH or s[-1] in _ZERO_WIDTH):
+            s = s.strip(_ZERO_WIDTH).strip()
+        if not s or (len(s) <= _PLACEHOLDER_MAX and s.lower() in PLACEHOLDERS):
+            return None
+        return s
     if is_blank(raw):
         return None
     if isinstance(raw, bool):

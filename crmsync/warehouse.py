@@ -47,6 +47,7 @@ from crmsync.model import ENTITIES, HISTORY_ENTITIES, TABLES, Record
 
 SCHEMA_VERSION = 1
 _CHUNK = 500  # keys per IN (...) look-up; well under SQLite's variable limit
+_CACHE_KIB = 32 * 1024  # page cache of a writing connection (PRAGMA cache_size)
 
 
 def utcnow() -> str:
@@ -320,6 +321,11 @@ class Warehouse:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
+            if write:
+                # A bounded page cache big enough for the key indexes of a large run: with the 2 MiB
+                # default, batches of a 400k-row ingest kept re-reading index pages (~25% of the
+                # write time). Memory stays flat: the cache never grows past this.
+                conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
             _check_null_param(conn)
         except sqlite3.DatabaseError as exc:
             if lock_fd is not None:
