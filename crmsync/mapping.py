@@ -222,16 +222,20 @@ class EntityMapping:
             order = self.date_orders.get(spec.column or "") or (
                 None if settings.date_order == "auto" else settings.date_order
             )
+            # Closures with positional arguments, not partial(..., keyword=...): a keyword partial
+            # merges its keywords into a new dict on every call.
             if kind == "date":
-                return partial(values.parse_date, order=order)
-            return partial(values.parse_datetime, order=order, tz=settings.timezone)
+                return lambda raw, parse=values.parse_date: parse(raw, order)
+            tz = settings.timezone
+            return lambda raw, parse=values.parse_datetime: parse(raw, order, tz)
+        sep = settings.decimal_separator
         if kind == "decimal":
-            return partial(values.parse_decimal, decimal_separator=settings.decimal_separator)
+            return lambda raw, parse=values.parse_decimal: parse(raw, sep)
         if kind == "int":
-            return partial(_parse_int, decimal_separator=settings.decimal_separator)
+            return lambda raw: _parse_int(raw, sep)
         if kind == "money":
-            return partial(values.parse_money, default_currency=settings.default_currency,
-                           decimal_separator=settings.decimal_separator)
+            currency = settings.default_currency
+            return lambda raw, parse=values.parse_money: parse(raw, currency, sep)
         if kind == "bool":
             return values.parse_bool
         if kind == "list":
