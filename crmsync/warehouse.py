@@ -48,6 +48,7 @@ from crmsync.model import ENTITIES, HISTORY_ENTITIES, TABLES, Record
 SCHEMA_VERSION = 1
 _CHUNK = 500  # keys per IN (...) look-up; well under SQLite's variable limit
 _CACHE_KIB = 32 * 1024  # page cache of a writing connection (PRAGMA cache_size)
+_CHECKPOINT_PAGES = 8000  # WAL pages between automatic checkpoints (default 1000)
 
 
 def utcnow() -> str:
@@ -326,6 +327,10 @@ class Warehouse:
                 # default, batches of a 400k-row ingest kept re-reading index pages (~25% of the
                 # write time). Memory stays flat: the cache never grows past this.
                 conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+                # Checkpoint the WAL every ~32 MiB instead of every 4 MiB: fewer copy+fsync rounds
+                # (~10% of a large ingest's wall time). Every commit stays atomic and a kill loses
+                # nothing committed; only an OS crash may lose commits since the last checkpoint.
+                conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
             _check_null_param(conn)
         except sqlite3.DatabaseError as exc:
             if lock_fd is not None:
