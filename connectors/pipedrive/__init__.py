@@ -13,7 +13,10 @@ Config (``[sources.<name>]``)::
     #                                # (exact); "moved" = only deals whose fields show a move/close
     #                                # (cheaper; misses deals lost+reopened in their first stage)
     # start_date = 2024-01-01        # first run reads only records updated since then
-    # overlap_seconds = 300          # incremental reads re-ask this much before the cursor
+    # overlap_seconds = 30           # incremental reads re-ask from this long before the cursor: the
+    #                                # boundary second itself is always re-read (updated_since is >=),
+    #                                # the rest covers writes that become visible late; re-read records
+    #                                # whose update_time equals the stored one are dropped, not re-written
     # token_budget = 20000           # stop cleanly (exit 6, resumable) before spending more
     # requests_per_2s = 16           # optional hard cap below your plan's burst limit
     # full_refresh = false           # re-read everything and mark vanished records removed
@@ -78,7 +81,7 @@ class PipedriveOptions(StrictOptions):
     history_endpoint: Literal["changelog", "flow"] = "changelog"
     history_backfill: Literal["all", "moved"] = "all"
     start_date: date | None = None
-    overlap_seconds: int = Field(300, ge=0, le=7 * 86400)
+    overlap_seconds: int = Field(30, ge=0, le=7 * 86400)
     token_budget: int | None = Field(None, ge=1)
     requests_per_2s: int | None = Field(None, ge=1, le=480)
     full_refresh: bool = False
@@ -104,6 +107,7 @@ class PipedriveSource(Source):
         self.client: PipedriveClient | None = None
         self._emitted_leads: set[str] = set()
         self._track: dict[str, set[str]] = {}  # entity -> ids emitted this run (only when renames pending)
+        self._renamed: dict[str, dict[str, str]] = {}  # entity -> {old custom name: new} pending this run
 
     @classmethod
     def estimate(cls, source: SourceConfig, context: SourceContext) -> Estimate:
@@ -178,6 +182,14 @@ class PipedriveSource(Source):
         return [r for r in records
                 if not (r.source_id in stored and stored[r.source_id].update_time == r.update_time)]
 
+    def _restored(self, entity: str, record: Record) -> Record:
+        """A record rebuilt from the warehouse, with this run's field renames applied, to be written again."""
+        mapping = self._renamed.get(entity)
+        if mapping and any(k in record.custom for k in mapping):
+            custom = {mapping.get(k, k): v for k, v in record.custom.items()}
+            record = type(record).model_validate({**record.model_dump(), "custom": custom})
+        return self._emit(entity, record)
+
     def _emit(self, entity: str, record: Record) -> Record:
         ids = self._track.get(entity)
         if ids is not None:
@@ -195,6 +207,9 @@ class PipedriveSource(Source):
         if pending:
             affected = {"deal": ("deal", "lead"), "person": ("person",), "organization": ("organization",)}
             self._track = {e: set() for ent in pending for e in affected[ent]}
+            for ent, changes in pending.items():
+                for e in affected[ent]:
+                    self._renamed.setdefault(e, {}).update({old: new for old, new in changes.values()})
         if "persons" in o.entities:
             yield from self._v2_entity(client, "/persons", "persons", "person", {}, convert.person, meta)
         if "organizations" in o.entities:
@@ -349,7 +364,7 @@ class PipedriveSource(Source):
                 if not (isinstance(lead, Lead) and lead.status == LeadStatus.CONVERTED
                         and lead.converted_deal_id == d.source_id):
                     yield convert.conversion(self.name, d)
-                    yield self._emit("lead", convert.converted_lead(lead, self.name, d.source_lead_id, d))
+                    yield self._restored("lead", convert.converted_lead(lead, self.name, d.source_lead_id, d))
                     self._emitted_leads.add(d.source_lead_id)
             yield self._emit("deal", d)
             if calls >= HISTORY_CHECKPOINT_EVERY and d.raw.get("update_time"):
@@ -438,7 +453,7 @@ class PipedriveSource(Source):
             for start in range(0, len(missing), 500):
                 for rec in self.stored.get_many("lead", missing[start:start + 500]).values():
                     if isinstance(rec, Lead) and rec.status == LeadStatus.CONVERTED:
-                        yield rec
+                        yield self._restored("lead", rec)
             yield EntityComplete("lead")
 
     # -- renames -------------------------------------------------------------------------------
@@ -457,8 +472,7 @@ class PipedriveSource(Source):
                 for start in range(0, len(ids), 500):
                     for rec in self.stored.get_many(entity, ids[start:start + 500]).values():
                         if any(k in rec.custom for k in mapping):
-                            custom = {mapping.get(k, k): v for k, v in rec.custom.items()}
-                            yield type(rec).model_validate({**rec.model_dump(), "custom": custom})
+                            yield self._restored(entity, rec)
 
 
 class IdSet:

@@ -107,27 +107,32 @@ def test_incremental_run_after_simulated_activity_picks_up_exactly_the_changes(t
             assert history_calls == len(moved)
 
 
-def test_conversion_through_the_api_keeps_the_lead_marked_converted(tmp_path):
+def _convert(sb, lead_id: str) -> str:
+    """Convert a lead through the sandbox's v2 API and wait for the job; returns the deal id."""
     import time
 
     import requests
 
+    h = {"x-api-token": sb.api_token}
+    r = requests.post(f"{sb.base_url}/api/v2/leads/{lead_id}/convert/deal", json={}, headers=h, timeout=5)
+    conv = r.json()["data"]["conversion_id"]
+    for _ in range(100):
+        status = requests.get(f"{sb.base_url}/api/v2/leads/{lead_id}/convert/status/{conv}", headers=h,
+                              timeout=5).json()["data"]
+        if status["status"] == "completed":
+            return str(status["deal_id"])
+        time.sleep(0.05)
+    raise AssertionError("conversion did not complete")
+
+
+def test_conversion_through_the_api_keeps_the_lead_marked_converted(tmp_path):
     with Sandbox(seed=5, deals=60, leads=40, rate_limit=FAST, conversion_delay=0.0) as sb:
         cfg = make_config(sb, tmp_path)
         run_sync(cfg)
         st = stored(tmp_path)
         lead_id = next(i for i in st.ids("lead") if st.get("lead", i).status.value == "new")
         before = st.get("lead", lead_id)
-        h = {"x-api-token": sb.api_token}
-        r = requests.post(f"{sb.base_url}/api/v2/leads/{lead_id}/convert/deal", json={}, headers=h, timeout=5)
-        conv = r.json()["data"]["conversion_id"]
-        for _ in range(50):
-            status = requests.get(f"{sb.base_url}/api/v2/leads/{lead_id}/convert/status/{conv}", headers=h,
-                                  timeout=5).json()["data"]
-            if status["status"] == "completed":
-                break
-            time.sleep(0.05)
-        deal_id = str(status["deal_id"])
+        deal_id = _convert(sb, lead_id)
         assert run_sync(cfg).status == "succeeded"
         st = stored(tmp_path)
         after = st.get("lead", lead_id)
@@ -140,12 +145,17 @@ def test_conversion_through_the_api_keeps_the_lead_marked_converted(tmp_path):
 
 
 def test_renamed_custom_field_keeps_values_under_the_new_name_and_is_reported(tmp_path):
-    with Sandbox(seed=4, deals=80, leads=30, rate_limit=FAST) as sb:
+    with Sandbox(seed=4, deals=80, leads=30, rate_limit=FAST, conversion_delay=0.0) as sb:
         cfg = make_config(sb, tmp_path)
         run_sync(cfg)
         field = next(f for f in sb.store.catalog.custom_fields("deal") if f["name"] == "Segment")
         with sb.store.lock:  # what the sandbox's own simulate("rename_field") does
             field["name"] = "Market segment"
+        # and a lead with a Segment value converts in the same interval (its stored copy is rewritten too)
+        st = stored(tmp_path)
+        lead_id = next(i for i, x in st.get_many("lead", list(st.ids("lead"))).items()
+                       if x.status.value == "new" and "Segment" in x.custom)
+        _convert(sb, lead_id)
         summary = run_sync(cfg)
         assert summary.status == "succeeded"
         notices = [n for n in summary.sources[0].notices if n["kind"] == "field_renamed"]
