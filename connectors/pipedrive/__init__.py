@@ -28,7 +28,7 @@ cursor, a checkpoint after every page, so a stopped run resumes at the last page
 1. metadata: users (v1), pipelines, stages, deal/person/organization fields (v2), lead
    fields and labels (v1) — complete snapshots every run;
 2. persons, organizations (v2, ``updated_since``);
-3. deals (v2 ``/deals?status=open,won,lost,deleted`` and ``/deals/archived``,
+3. deals (v2 ``/deals/archived`` then ``/deals?status=open,won,lost,deleted``,
    ``include_fields=source_lead_id,first_won_time``), with each page's stage history for
    the deals that moved (see :mod:`.history`), and for deals with ``source_lead_id`` a
    :class:`~crmsync.model.Conversion` plus the lead marked converted (Pipedrive deletes
@@ -41,6 +41,14 @@ cursor, a checkpoint after every page, so a stopped run resumes at the last page
 The first run (no cursor) and ``full_refresh`` runs read complete snapshots and send
 ``EntityComplete`` so records Pipedrive no longer has are marked removed; incremental runs
 never do. Deals deleted in Pipedrive stay as ``status = "deleted"`` (visible for 30 days).
+
+Incremental = ``updated_since`` (cursor minus ``overlap_seconds``); records re-read only
+because of the overlap (same ``update_time`` as stored) are dropped, and a record met twice
+in one run (edited while we paged, or moved between the archived and live lists) is written
+once with the cursor held below its newer ``update_time``. Not seen incrementally (Pipedrive
+offers no trace): persons/organizations deleted, and leads deleted without conversion —
+``full_refresh = true`` finds them. ``--estimate``: :func:`estimate`, :func:`estimate_source`
+or ``PipedriveSource.estimate(source_cfg, context)``; no request is spent.
 """
 
 from __future__ import annotations

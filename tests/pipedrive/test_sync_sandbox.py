@@ -171,3 +171,30 @@ def test_renamed_custom_field_keeps_values_under_the_new_name_and_is_reported(tm
         again = run_sync(cfg)
         assert not [n for n in again.sources[0].notices if n["kind"] == "field_renamed"]
         assert again.totals()["updated"] == 0
+
+
+def test_full_refresh_marks_deleted_persons_and_leads_removed_and_keeps_converted_leads(tmp_path):
+    import requests
+
+    with Sandbox(seed=12, deals=100, leads=50, rate_limit=FAST) as sb:
+        cfg = make_config(sb, tmp_path)
+        run_sync(cfg)
+        st = stored(tmp_path)
+        leads = st.get_many("lead", list(st.ids("lead")))
+        converted = {i for i, x in leads.items() if x.status.value == "converted"}
+        assert converted
+        victim_lead = next(i for i, x in leads.items() if x.status.value == "new")
+        victim_person = next(iter(st.ids("person")))
+        h = {"x-api-token": sb.api_token}
+        assert requests.delete(f"{sb.base_url}/api/v1/leads/{victim_lead}", headers=h, timeout=5).ok
+        assert requests.delete(f"{sb.base_url}/api/v2/persons/{victim_person}", headers=h, timeout=5).ok
+        run_sync(cfg)  # incremental: Pipedrive's lists show no trace of these deletions
+        assert victim_lead in set(stored(tmp_path).ids("lead"))
+        cfg_full = make_config(sb, tmp_path, full_refresh=True)
+        summary = run_sync(cfg_full)
+        removed = {e.entity: e.removed for e in summary.entities}
+        assert removed["lead"] == 1 and removed["person"] == 1
+        st = stored(tmp_path)
+        assert victim_lead not in set(st.ids("lead")) and victim_person not in set(st.ids("person"))
+        assert converted <= set(st.ids("lead"))
+        assert compare(sb.export_truth(), st) == []
