@@ -115,3 +115,14 @@ def test_persistent_server_errors_fail_cleanly_and_the_next_run_completes(tmp_pa
         sb.faults.config.error_rate = 0.0
         assert run_sync(cfg).status == "succeeded"
         assert compare(sb.export_truth(), stored(tmp_path)) == []
+
+
+def test_a_wrong_token_fails_the_source_with_exit_code_2_and_never_shows_the_token(tmp_path):
+    with Sandbox(seed=2, deals=10, leads=5, rate_limit=FAST) as sb:
+        cfg = make_config(sb, tmp_path, api_token="not-the-right-token-123")
+        summary = run_sync(cfg)
+        outcome = summary.sources[0]
+        assert summary.status == "failed" and outcome.exit_code == 2
+        assert "api_token" in outcome.error and "not-the-right-token-123" not in outcome.error
+        conn = sqlite3.connect(tmp_path / "wh.db")
+        assert "not-the-right-token-123" not in str(conn.execute("SELECT * FROM runs").fetchall())
