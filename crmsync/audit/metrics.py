@@ -8,9 +8,10 @@ Definitions (``period`` = ``--since``..``--until`` inclusive, or ``--period``; n
   by ``source_name``, ``channel``, owner (user name) and month of ``add_time`` (the "conversion over time" series).
   Leads have no pipeline: the pipeline filter does not apply to them.
 * **funnel** — deals *added* in the period whose current stage has a position, per (source, pipeline). A deal
-  reached stage *k* when its current stage or any stage in its ``stage_spans`` ranks ≥ *k* (stage rank = order of
-  ``stages.position`` in the pipeline). ``conversion_to_next`` = reached(k+1) / reached(k); for the last stage it is
-  won / reached(last). ``won`` counts the cohort's won deals.
+  reached stage *k* when its current stage, or a stage it later moved back from (``deal_timeline``), ranks ≥ *k*
+  (stage rank = order of ``stages.position`` in the pipeline; skipped stages count as passed).
+  ``conversion_to_next`` = reached(k+1) / reached(k); for the last stage it is (won deals that reached it) /
+  reached(last). ``won`` counts the cohort's won deals.
 * **win_rate** — deals *closed* in the period (``close_time``, else ``won_time``/``lost_time``): won / (won + lost).
 * **deal_size** — won deals closed in the period, per currency: count, total and average value (deals without a
   value are counted in ``without_value`` and left out of the average).
@@ -20,7 +21,7 @@ Definitions (``period`` = ``--since``..``--until`` inclusive, or ``--period``; n
   cycle days = expected value won per day.
 * **time_in_stage** — completed stage spans (``stage_spans.seconds`` not null) that *entered* the stage in the
   period, per stage: count, mean, median and p90 days. Percentiles interpolate linearly between closest ranks
-  (numpy's default).
+  (numpy's default), in Python over the streamed values.
 * **bottleneck** — the funnel stage with the highest median days in stage × drop-off (1 − conversion_to_next).
 * **pipeline_value** — open deals *now* (period ignored), per stage and currency: count, total value and value
   weighted by probability (the deal's, else the stage's; unknown = 0).
@@ -33,7 +34,7 @@ import sqlite3
 from collections import defaultdict
 from typing import Any
 
-from crmsync.audit.checks import DEAL_SCOPE, STAGE_RANK, existing_tables
+from crmsync.audit.checks import DEAL_SCOPE, STAGE_RANK, existing_tables, prepare
 from crmsync.audit.settings import Filters
 
 PERIOD = "(:since IS NULL OR {0} >= :since) AND (:until IS NULL OR {0} < :until)"
@@ -49,48 +50,43 @@ def _rate(num: int, den: int) -> float | None:
     return round(num / den, 4) if den else None
 
 
-def quantiles(conn: sqlite3.Connection, inner: str, params: dict[str, Any], keys: tuple[str, ...],
-              ps: tuple[float, ...] = (0.5, 0.9)) -> dict[tuple, dict[str, Any]]:
-    """Count, mean and percentiles of ``val`` per group of ``keys`` from ``inner`` (a SELECT of keys + val).
+def percentile(ordered: list[float], p: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default) of an ascending, non-empty list."""
+    h = (len(ordered) - 1) * p
+    lo = math.floor(h)
+    if lo + 1 >= len(ordered):
+        return ordered[lo]
+    return ordered[lo] + (h - lo) * (ordered[lo + 1] - ordered[lo])
 
-    Sorting and ranking run in SQLite (window functions); only the rows at the ranks each percentile needs come
-    back to Python, which interpolates between them.
+
+def summarize(values: list[float]) -> dict[str, Any]:
+    """count, mean, median (p50) and p90 of ``values`` (sorted in place)."""
+    values.sort()
+    return {"count": len(values), "mean": math.fsum(values) / len(values), "p50": percentile(values, 0.5),
+            "p90": percentile(values, 0.9)}
+
+
+def grouped(conn: sqlite3.Connection, sql: str, params: dict[str, Any]) -> dict[tuple, dict[str, Any]]:
+    """Summaries of the last column of ``sql`` per group of its other columns.
+
+    SQLite filters and projects; the values are streamed once into per-group lists and sorted in Python
+    (measured faster here than ranking with window functions, which sort every row inside SQLite).
     """
-    part = ", ".join(keys) if keys else "NULL"
-    ranks = " OR ".join(f"rn IN (CAST((n - 1) * {p} AS INTEGER) + 1, CAST((n - 1) * {p} AS INTEGER) + 2)"
-                        for p in ps)
-    sql = (f"WITH v AS ({inner}), r AS (SELECT {part}, val, ROW_NUMBER() OVER (PARTITION BY {part} ORDER BY val) "
-           f"AS rn, COUNT(*) OVER (PARTITION BY {part}) AS n, AVG(val) OVER (PARTITION BY {part}) AS mean "
-           f"FROM v WHERE val IS NOT NULL) SELECT {part}, rn, n, mean, val FROM r WHERE {ranks}")
-    groups: dict[tuple, dict[str, Any]] = {}
-    width = max(len(keys), 1)
-    for row in conn.execute(sql, params):
-        key = tuple(row[:len(keys)])
-        rn, n, mean, val = row[width:]
-        g = groups.setdefault(key, {"n": n, "mean": mean, "at": {}})
-        g["at"][rn] = val
-    out = {}
-    for key, g in groups.items():
-        n, at = g["n"], g["at"]
-        result = {"count": n, "mean": g["mean"]}
-        for p in ps:
-            h = (n - 1) * p
-            lo = math.floor(h)
-            value = at[lo + 1]
-            if lo + 2 <= n:
-                value = value + (h - lo) * (at[lo + 2] - value)
-            result[f"p{round(p * 100)}"] = value
-        out[key] = result
-    return out
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    for *key, value in conn.execute(sql, params):
+        if value is not None:
+            groups[tuple(key)].append(value)
+    return {key: summarize(values) for key, values in groups.items()}
 
 
 def compute_metrics(conn: sqlite3.Connection, filters: Filters) -> dict[str, Any]:
     tables = existing_tables(conn)
+    prepare(conn, tables)
     params = filters.params()
     stages = _stages(conn) if "stages" in tables else {}
     metrics: dict[str, Any] = {}
     metrics["lead_conversion"] = lead_conversion(conn, params) if {"leads", "conversions"} <= tables else None
-    metrics["funnel"] = funnel(conn, params, stages, "stage_spans" in tables)
+    metrics["funnel"] = funnel(conn, params, stages)
     metrics["win_rate"] = win_rate(conn, params)
     metrics["deal_size"] = deal_size(conn, params)
     metrics["sales_cycle"] = sales_cycle(conn, params)
@@ -140,25 +136,27 @@ def lead_conversion(conn: sqlite3.Connection, params: dict[str, Any]) -> dict[st
             **{f"by_{dim}": listing(dim) for dim in dims}}
 
 
-def funnel(conn: sqlite3.Connection, params: dict[str, Any], stages: dict, have_spans: bool) -> list[dict[str, Any]]:
-    span_rank = (
-        "(SELECT MAX(r.rk) FROM stage_spans s JOIN stage_rank r ON r.source = s.source AND r.stage_id = s.stage_id "
-        "AND r.pipeline_id IS cr.pipeline_id WHERE s.source = d.source AND s.deal_id = d.source_id)"
-        if have_spans else "NULL"
-    )
+def funnel(conn: sqlite3.Connection, params: dict[str, Any], stages: dict) -> list[dict[str, Any]]:
+    if not stages:
+        return []
+    # The highest stage a deal reached is its current stage, unless it later went back: then it is the
+    # stage it went back from (a backward move of the timeline; see checks.PREPARE).
     rows = conn.execute(
-        f"WITH {STAGE_RANK} SELECT d.source, cr.pipeline_id, MAX(cr.rk, COALESCE({span_rank}, 0)) AS top, "
-        "d.status = 'won' AS won, COUNT(*) FROM deals d "
-        "JOIN stage_rank cr ON cr.source = d.source AND cr.stage_id = d.stage_id "
+        "SELECT d.source, cr.pipeline_id, MAX(cr.rk, COALESCE((SELECT MAX(m.from_rank) FROM temp.audit_stage_moves m "
+        "WHERE m.source = d.source AND m.deal_id = d.source_id AND m.to_rank < m.from_rank), 0)) AS top, "
+        "d.status = 'won' AS won, COUNT(*) "
+        "FROM deals d JOIN temp.audit_stage_rank cr ON cr.source = d.source AND cr.stage_id = d.stage_id "
         f"WHERE {DEAL_SCOPE} AND {PERIOD.format('d.add_time')} GROUP BY 1, 2, 3, 4",
         params,
     ).fetchall()
     per: dict[tuple, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     won: dict[tuple, int] = defaultdict(int)
+    won_at: dict[tuple, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for source, pipeline, top, is_won, count in rows:
         per[(source, pipeline)][top] += count
         if is_won:
             won[(source, pipeline)] += count
+            won_at[(source, pipeline)][top] += count
     names = _pipeline_names(conn)
     out = []
     for (source, pipeline), tops in sorted(per.items(), key=lambda kv: (-sum(kv[1].values()), kv[0])):
@@ -169,7 +167,8 @@ def funnel(conn: sqlite3.Connection, params: dict[str, Any], stages: dict, have_
             reached = sum(c for top, c in tops.items() if top >= rank)
             steps.append({"stage_id": sid, "name": name, "rank": rank, "reached": reached})
         for i, step in enumerate(steps):
-            following = steps[i + 1]["reached"] if i + 1 < len(steps) else won[(source, pipeline)]
+            following = (steps[i + 1]["reached"] if i + 1 < len(steps) else
+                         sum(c for top, c in won_at[(source, pipeline)].items() if top >= step["rank"]))
             step["conversion_to_next"] = _rate(following, step["reached"])
         out.append({"source": source, "pipeline_id": pipeline, "pipeline_name": names.get((source, pipeline)),
                     "deals": sum(tops.values()), "won": won[(source, pipeline)], "stages": steps})
@@ -202,11 +201,11 @@ def deal_size(conn: sqlite3.Connection, params: dict[str, Any]) -> list[dict[str
 
 
 def sales_cycle(conn: sqlite3.Connection, params: dict[str, Any]) -> dict[str, Any]:
-    q = quantiles(
+    q = grouped(
         conn,
         f"SELECT julianday({WON_AT}) - julianday(d.add_time) AS val FROM deals d WHERE {DEAL_SCOPE} "
         f"AND d.status = 'won' AND d.add_time IS NOT NULL AND {WON_AT} IS NOT NULL AND {PERIOD.format(WON_AT)}",
-        params, (),
+        params,
     ).get((), None)
     if not q:
         return {"deals": 0, "mean_days": None, "median_days": None, "p90_days": None}
@@ -233,11 +232,11 @@ def velocity(conn: sqlite3.Connection, params: dict[str, Any], metrics: dict[str
 def time_in_stage(conn: sqlite3.Connection, params: dict[str, Any], stages: dict) -> list[dict[str, Any]]:
     join = ("JOIN deals d ON d.source = s.source AND d.source_id = s.deal_id "
             f"WHERE {DEAL_SCOPE} AND " if params.get("pipeline") else "WHERE ")
-    q = quantiles(
+    q = grouped(
         conn,
         f"SELECT s.source, s.stage_id, s.seconds / 86400.0 AS val FROM stage_spans s {join}"
         f"s.seconds IS NOT NULL AND {PERIOD.format('s.entered_at')}",
-        params, ("source", "stage_id"),
+        params,
     )
     out = []
     for (source, sid), v in q.items():

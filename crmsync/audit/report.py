@@ -75,6 +75,9 @@ def run_audit(warehouse: str | os.PathLike[str] | sqlite3.Connection, config: Au
 
 
 def _run(conn: sqlite3.Connection, config: AuditConfig, filters: Filters) -> tuple[list[CheckResult], dict]:
+    # Sorts (percentiles, ORDER BY … LIMIT) stay in memory instead of spilling to temp files.
+    conn.execute("PRAGMA temp_store = MEMORY")
+    conn.execute("PRAGMA cache_size = -262144")
     conn.execute("BEGIN")  # one read snapshot for checks and metrics alike
     try:
         return run_checks(conn, config, filters), compute_metrics(conn, filters)
