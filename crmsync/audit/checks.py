@@ -67,7 +67,8 @@ from crmsync.audit.settings import AuditConfig, Filters, Severity
 
 DEAL_SCOPE = (
     "d.removed_run IS NULL AND d.status IS NOT 'deleted' "
-    "AND (:pipeline IS NULL OR d.pipeline_id = :pipeline OR d.pipeline_name = :pipeline)"
+    "AND (:pipeline IS NULL OR d.pipeline_id = :pipeline OR d.pipeline_name = :pipeline "
+    "OR d.pipeline_id IN (SELECT p.source_id FROM pipelines p WHERE p.name = :pipeline))"
 )
 AGE = "ROUND(julianday(:as_of) - julianday({0}), 1)"
 
@@ -394,7 +395,7 @@ CHECKS: tuple[Check, ...] = (
         "SELECT c.source, c.source_id AS id, c.entity AS record_entity, c.kind, c.detail AS conflict, "
         "NULL AS label FROM reconcile_conflicts c",
         "kind, source, id",
-        lambda r: f"{r['record_entity']} {r['kind']}: {r['conflict']}",
+        lambda r: f"{r['entity']} {r['kind']}: {r['conflict']}",
         needs=("reconcile_conflicts",),
     ),
     Check(

@@ -64,7 +64,7 @@ def _pct(value: float | None) -> str:
 
 
 def _svg(name: str, height: float, body: list[str], label: str) -> str:
-    return (f'<svg class="chart" data-chart="{_e(name)}" xmlns="http://www.w3.org/2000/svg" '
+    return (f'<svg class="chart" data-chart="{_e(name)}" '
             f'viewBox="0 0 {W} {height:.0f}" role="img" aria-label="{_e(label)}">' + "".join(body) + "</svg>")
 
 
