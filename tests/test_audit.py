@@ -416,3 +416,16 @@ def test_html_renders_in_headless_chromium(example_db: Path, tmp_path: Path) -> 
         marks = re.findall(r'<(rect|line|polyline|circle)[^>]*class="mark"', body)
         assert marks, f"chart {name} has nothing drawn"
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_audit_of_an_open_connection_is_repeatable_and_leaves_it_as_it_was(db: Path) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    before = conn.execute("PRAGMA cache_size").fetchone()
+    first = run_audit(conn, AuditConfig(), Filters.make(as_of=fx.AS_OF))
+    second = run_audit(conn, AuditConfig(), Filters.make(as_of=fx.AS_OF))
+    assert counts(first) == counts(second) == EXPECTED_DEFAULT
+    assert conn.execute("PRAGMA cache_size").fetchone() == before
+    assert not conn.execute("SELECT name FROM temp.sqlite_master").fetchall()  # temp tables are gone
+    conn.close()

@@ -75,11 +75,19 @@ def run_audit(warehouse: str | os.PathLike[str] | sqlite3.Connection, config: Au
 
 
 def _run(conn: sqlite3.Connection, config: AuditConfig, filters: Filters) -> tuple[list[CheckResult], dict]:
-    # Sorts (percentiles, ORDER BY … LIMIT) stay in memory instead of spilling to temp files.
-    conn.execute("PRAGMA temp_store = MEMORY")
+    # Sorts (ORDER BY … LIMIT, GROUP BY) stay in memory instead of spilling to temp files; restored after.
+    own = not conn.in_transaction
+    names = ("temp_store", "cache_size") if own else ("cache_size",)  # temp_store is fixed inside a transaction
+    saved = {name: conn.execute(f"PRAGMA {name}").fetchone()[0] for name in names}
+    if own:
+        conn.execute("PRAGMA temp_store = MEMORY")
     conn.execute("PRAGMA cache_size = -262144")
-    conn.execute("BEGIN")  # one read snapshot for checks and metrics alike
+    if own:
+        conn.execute("BEGIN")  # one read snapshot for checks and metrics; the temp tables vanish with it
     try:
         return run_checks(conn, config, filters), compute_metrics(conn, filters)
     finally:
-        conn.execute("ROLLBACK")
+        if own:
+            conn.execute("ROLLBACK")
+        for name, value in saved.items():
+            conn.execute(f"PRAGMA {name} = {int(value)}")

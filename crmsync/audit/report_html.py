@@ -54,7 +54,7 @@ def _num(value: float | int | None, digits: int = 1) -> str:
         return f"{value:,}"
     if abs(value) >= 1_000_000:
         return f"{value / 1_000_000:,.{digits}f}M"
-    if abs(value) >= 10_000:
+    if abs(value) >= 1000:
         return f"{value / 1000:,.{digits}f}k"
     return f"{value:,.{digits}f}"
 
@@ -270,10 +270,12 @@ def to_html(report: AuditReport, records: int = 10) -> str:
         + "</div>",
         '<div class="grid">',
     ]
+    parts.append(f'<div class="card"><h3>Top problems</h3>{problems_chart(report)}'
+                 '<div class="note">offending records per fired check, by severity; records below</div></div>')
     funnels = m["funnel"][:3] or [{"stages": [], "won": 0, "pipeline_id": None, "pipeline_name": None}]
     for fn in funnels:
         name = fn["pipeline_name"] or fn["pipeline_id"] or ""
-        parts.append(f'<div class="card"><h3>Funnel {_e(name)}</h3>{funnel_chart(fn)}'
+        parts.append(f'<div class="card"><h3>Funnel — {_e(name)}</h3>{funnel_chart(fn)}'
                      f'<div class="note">deals added in the period that reached each stage; → share that went on'
                      f"</div></div>")
     parts.append(f'<div class="card"><h3>Time in stage</h3>{time_in_stage_chart(m["time_in_stage"])}</div>')
@@ -281,7 +283,6 @@ def to_html(report: AuditReport, records: int = 10) -> str:
     parts.append(f'<div class="card"><h3>Lead conversion over time</h3>{conversion_chart(months)}</div>')
     for svg in value_chart(m["pipeline_value"]):
         parts.append(f'<div class="card"><h3>Open pipeline value by stage</h3>{svg}</div>')
-    parts.append(f'<div class="card"><h3>Top problems</h3>{problems_chart(report)}</div>')
     parts.append("</div>")
 
     parts.append("<h2>Checks</h2><table><tr><th>severity</th><th>check</th><th>count</th><th>threshold</th>"
