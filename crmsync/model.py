@@ -110,11 +110,11 @@ class Record(BaseModel):
 
     @property
     def origin(self) -> dict[str, Any] | None:
-        return self._origin
+        return self.__pydantic_private__["_origin"]
 
     def at(self, **origin: Any) -> Record:
         """Remember where this record was read (``file``, ``sheet``, ``line``); returns self."""
-        self._origin = origin
+        self.__pydantic_private__["_origin"] = origin  # what `self._origin = ` does, minus pydantic's checks
         return self
 
     @field_validator("source_id", mode="before")

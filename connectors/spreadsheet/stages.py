@@ -42,10 +42,15 @@ class StageCatalog:
         key = (pipeline, deal.stage_name)
         if key not in self._stages or self._stages[key] is None:
             self._stages[key] = deal.stage_category
-        if deal.pipeline_id is None:
-            deal.pipeline_id = pipeline
-        if deal.stage_id is None:
-            deal.stage_id = f"{pipeline}/{deal.stage_name}"
+        # Plain dict writes: the values are strings the model accepts, and pydantic's __setattr__
+        # costs more per row than the whole catalog (these records are not validate_assignment models).
+        fields = deal.__dict__
+        if fields["pipeline_id"] is None:
+            fields["pipeline_id"] = pipeline
+            deal.__pydantic_fields_set__.add("pipeline_id")
+        if fields["stage_id"] is None:
+            fields["stage_id"] = f"{pipeline}/{deal.stage_name}"
+            deal.__pydantic_fields_set__.add("stage_id")
         return deal
 
     def records(self) -> Iterator[Record]:
