@@ -76,7 +76,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
     {
         "n/a", "na", "n.a.", "#n/a",
         "-", "--", "---", "\u2014", "\u2013",  # em dash, en dash
-        "none", "(none)", "null", "nil",
+        "none", "(none)", "-none-", "null", "nil",  # "-None-": Zoho's empty picklist value
         "not set", "(not set)", "(blank)", "(empty)",
         "select", "--select--", "-- select --", "seleccionar", "seleccione", "-- seleccione --",
     }
@@ -215,6 +215,7 @@ _NON_DIGIT = re.compile(r"[^0-9]")
 _LEAD_GROUP = re.compile(r"[1-9][0-9]{0,2}")
 _GROUPED = {g: re.compile(r"[0-9]{1,3}(?:" + re.escape(g) + r"[0-9]{3})+") for g in _GROUP_CHARS}
 _INDIAN_GROUPED = re.compile(r"[0-9]{1,2}(?:,[0-9]{2})*,[0-9]{3}")  # 12,34,567 (lakh grouping)
+_ONE = Decimal(1)
 _MAGNITUDE = re.compile(r"(?<=[0-9.,])\s?(k|mm|m|bn|b)$", re.IGNORECASE)
 _MULTIPLIER = {
     "k": Decimal(10**3),
@@ -313,6 +314,8 @@ def _number(s: str, sep: str | None, raw: object, *, allow_percent: bool = True)
         d = _body(s, sep, mult is not None, raw)
         if mult is not None:
             d *= mult
+            if d == d.to_integral_value():
+                d = d.quantize(_ONE)  # "$12.5K" is 12500, not 12500.0: the ".0" was never written
     return -d if neg and d else d
 
 
@@ -366,7 +369,7 @@ def parse_decimal(raw: object, decimal_separator: str | None = None) -> Decimal 
     * otherwise it is the decimal separator (``12.5``, ``0,125``, ``1,5``).
 
     >>> parse_decimal("1.234,56"), parse_decimal("(1,200)"), parse_decimal("12.5K")
-    (Decimal('1234.56'), Decimal('-1200'), Decimal('12500.0'))
+    (Decimal('1234.56'), Decimal('-1200'), Decimal('12500'))
     >>> parse_decimal("1.234"), parse_decimal("1.234", decimal_separator=".")
     (Decimal('1234'), Decimal('1.234'))
     """

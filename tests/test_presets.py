@@ -503,8 +503,8 @@ def test_zoho_abbreviated_money_and_month_name_dates(zoho):
         return d["value"], d["currency"], d["expected_close_date"]
 
     assert deal(40001) == ("48000", "USD", "2021-04-30")        # $48K, 30 Apr, 2021
-    assert deal(40002) == ("12500.0", "USD", "2021-07-15")      # $12.5K
-    assert deal(40003) == ("1250000.00", "USD", "2021-09-30")   # $1.25M
+    assert deal(40002) == ("12500", "USD", "2021-07-15")        # $12.5K
+    assert deal(40003) == ("1250000", "USD", "2021-09-30")      # $1.25M
     assert deal(40004) == ("8000.00", "USD", "2021-05-05")      # $8,000.00
     won = zoho.row("deals", "zcrm_4000000040001")
     assert won["add_time"] == "2021-03-02T03:50:00Z"  # 02 Mar, 2021 09:20 AM in Kolkata (UTC+5:30)
@@ -535,7 +535,7 @@ def test_zoho_lead_status_and_converted_flag_are_both_kept_when_they_contradict(
     # the picklist says Converted, the flag and ids say no
     assert lead(30002) == ("converted", "Converted", False, None, None)
     assert lead(30004)[:2] == ("unqualified", "Junk Lead")
-    assert lead(30005)[:2] == ("new", "-None-")  # Zoho's empty picklist value
+    assert lead(30005)[:2] == ("new", None)  # "-None-", Zoho's empty picklist value, is a blank
     assert lead(30007)[:2] == ("nurturing", "Contact in Future")
     first = zoho.row("leads", "zcrm_4000000030001")["custom"]
     assert (first["Converted account"], first["Converted contact"]) == ("zcrm_4000000010001", "zcrm_4000000020001")
