@@ -64,6 +64,17 @@ def _usage(sb: Sandbox) -> dict:
             "history": ep.get("GET /api/v1/deals/{id}/changelog", 0), "endpoints": ep}
 
 
+def _peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM; ru_maxrss of a child also counts its parent's size at fork)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def _pages(n: int) -> int:
     return max(1, math.ceil(n / 500))
 
@@ -135,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         from crmsync.config import Config
 
-        print(run_sync(Config.model_validate(json.loads(sys.stdin.read()))).status)
+        status = run_sync(Config.model_validate(json.loads(sys.stdin.read()))).status
+        print(status, _peak_rss_mb())
         return 0
     leads = args.leads if args.leads is not None else args.deals // 4
     rows = []
@@ -148,15 +160,17 @@ def main(argv: list[str] | None = None) -> int:
         def phase(name: str, minimum: dict) -> None:
             sb.usage.reset()
             t0 = time.perf_counter()
+            rss = ""
             if args.in_process:
                 status = run_sync(cfg).status
             else:  # a child process, so its peak RSS is the connector's alone (not the sandbox's)
                 child = subprocess.run([sys.executable, __file__, "--child"], capture_output=True, text=True,
                                        input=json.dumps(cfg.model_dump(mode="json")))  # token via stdin, not argv
-                status = child.stdout.strip() or f"crashed: {child.stderr[-300:]}"
+                status, _, rss = (child.stdout.strip() or f"crashed: {child.stderr[-300:]}").partition(" ")
             seconds = time.perf_counter() - t0
             u = _usage(sb)
-            rows.append({"phase": name, "status": status, "requests": u["requests"], "tokens": u["tokens"],
+            rows.append({"phase": name, "status": status, "rss_mb": rss if not args.in_process else None,
+                         "requests": u["requests"], "tokens": u["tokens"],
                          "history_requests": u["history"], "min_requests": minimum["requests"],
                          "min_history": minimum["history"], "seconds": round(seconds, 2)})
 
@@ -167,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         phase("incremental", _minimum_incremental(sb.export_truth(), mark, not args.no_history))
         sb.limiter.reset()
         base = _baseline(sb, Path(tmp) / "baseline.db")
-    who = resource.RUSAGE_SELF if args.in_process else resource.RUSAGE_CHILDREN
-    rss_mb = resource.getrusage(who).ru_maxrss / 1024
+    child_rss = [float(r["rss_mb"]) for r in rows if r["rss_mb"]]
+    rss_mb = _peak_rss_mb() if args.in_process else max(child_rss, default=0.0)
     out = {"deals": args.deals, "leads": leads, "burst_per_2s": args.burst, "history_backfill": args.history_backfill,
            "phases": rows, "baseline_deal_pages_seconds": round(base, 2), "peak_rss_mb_sync": round(rss_mb, 1)}
     if args.json:
@@ -177,10 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Pipedrive sync vs minimum — {args.deals} deals, {leads} leads, sandbox burst {args.burst}/2s, "
           f"history_backfill={args.history_backfill}")
     print(f"{'phase':<12} {'status':<10} {'requests':>9} {'minimum':>8} {'history':>8} {'min hist':>9} "
-          f"{'tokens':>8} {'seconds':>8}")
+          f"{'tokens':>8} {'seconds':>8} {'RSS MB':>7}")
     for r in rows:
         print(f"{r['phase']:<12} {r['status']:<10} {r['requests']:>9} {r['min_requests']:>8} "
-              f"{r['history_requests']:>8} {r['min_history']:>9} {r['tokens']:>8} {r['seconds']:>8}")
+              f"{r['history_requests']:>8} {r['min_history']:>9} {r['tokens']:>8} {r['seconds']:>8} "
+              f"{r['rss_mb'] or '-':>7}")
     print(f"baseline (same deal pages, json.loads + executemany, no history): {base:.2f} s; "
           f"peak RSS of the sync process{' (+ sandbox)' if args.in_process else ''}: {rss_mb:.0f} MB")
     return 0
