@@ -40,7 +40,7 @@ import tomllib
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from enum import Enum
@@ -60,7 +60,7 @@ DATE_ORDERS = ("auto", "DMY", "MDY", "YMD")
 #: What to do when a value is not in its lookup: keep null and report it, quarantine the row, or keep it.
 ON_MISSING = ("report", "quarantine", "keep")
 _RESERVED = frozenset({"source", "source_id", "custom", "raw", "first_run", "last_run"})
-_FIELD_KEYS = {"column", "path", "parse", "lookup", "default", "required", "on_missing", "label", "split"}
+_FIELD_KEYS = {"column", "path", "value", "parse", "lookup", "default", "required", "on_missing", "label"}
 
 
 @dataclass(slots=True)
@@ -109,6 +109,15 @@ class FieldSpec:
     required: bool
     on_missing: str
     label: str | None
+    #: Other names the column goes by (``column = ["Deal - Currency", "Deal - Currency of value"]``):
+    #: the first one a file has is used.
+    aliases: tuple[str, ...] = ()
+    #: ``value = ...``: every record gets this constant (already in canonical form).
+    constant: Any = None
+    has_constant: bool = False
+
+    def candidates(self) -> tuple[str, ...]:
+        return self.aliases or ((self.column,) if self.column is not None else ())
 
 
 @dataclass
@@ -133,15 +142,26 @@ class EntityMapping:
     _required: list[str] = field(default_factory=list, repr=False)
     _default_coercers: list[Any] = field(default_factory=list, repr=False)
     _convert: Callable[[dict[str, Any], str], Record | Rejection] | None = field(default=None, repr=False)
+    _id_spec: FieldSpec | None = field(default=None, repr=False)
 
     def matches(self, filename: str) -> bool:
         lowered = filename.lower()
         return any(fnmatch.fnmatch(lowered, pattern.lower()) for pattern in self.match)
 
     def columns(self, parse: str | None = None) -> list[str]:
-        """Columns this mapping reads (optionally only those with a given parse type)."""
+        """Columns this mapping may read, aliases included (optionally only those of one parse type)."""
         specs = [self.id_spec, *self.fields, *self.custom]
-        return [s.column for s in specs if s.column and (parse is None or s.parse == parse)]
+        return [c for s in specs if parse is None or s.parse == parse for c in s.candidates()]
+
+    def missing_columns(self, headers: Iterable[str]) -> list[str]:
+        """Columns of the mapping a file lacks (an aliased column only when it has none of its names)."""
+        present = set(headers)
+        out = []
+        for spec in [self.id_spec, *self.fields, *self.custom]:
+            names = spec.candidates()
+            if names and not present.intersection(names):
+                out.append(" / ".join(names))
+        return sorted(set(out))
 
     def bind(self, headers: Iterable[str] | None = None) -> None:
         """Prepare the per-row steps for one file: drop columns it lacks, fix each date column's order.
@@ -150,9 +170,20 @@ class EntityMapping:
         """
         present = None if headers is None else set(headers)
 
+        def resolve(spec: FieldSpec) -> FieldSpec:
+            if present is None or len(spec.aliases) < 2:
+                return spec
+            chosen = next((name for name in spec.aliases if name in present), spec.aliases[0])
+            return replace(spec, column=chosen)
+
+        self._id_spec = resolve(self.id_spec)
+
         def steps(specs: list[FieldSpec]) -> list[tuple[FieldSpec, str | None, Callable[[Any], Any], int]]:
-            out = []
-            for spec in specs:
+            out: list[tuple[FieldSpec, str | None, Any, int]] = []
+            for spec in map(resolve, specs):
+                if spec.has_constant:
+                    out.append((spec, None, self._constant(spec, specs is self.fields), _CONST))
+                    continue
                 missing = present is not None and spec.column is not None and spec.column not in present
                 if missing and spec.default is None and not spec.required:
                     continue  # the file has no such column: the field stays empty
@@ -167,6 +198,8 @@ class EntityMapping:
                     # Only values the lookup table knows are remembered: a miss may be counted in
                     # ``unmapped`` (once per row) or quarantine the row, so it is looked up every time.
                     parse = _Memo(parse, cacheable=partial(self._lookup_hit, spec))
+                if spec.parse == "money" and specs is not self.fields:
+                    parse = _then(parse, _money_json)  # a custom amount is stored as {"amount", "currency"}
                 out.append((spec, spec.column, parse, mode))
             return out
 
@@ -191,6 +224,10 @@ class EntityMapping:
             convert = self._convert
             assert convert is not None
         return convert(row, source)
+
+    def _constant(self, spec: FieldSpec, canonical_field: bool) -> Any:
+        coerce = _coercer(self.record_cls, spec.name) if canonical_field else None
+        return coerce(spec.constant) if coerce is not None else spec.constant
 
     def _lookup_hit(self, spec: FieldSpec, raw: Any) -> bool:
         """Whether looking ``raw`` up has no side effect (blank, a known value, or ``keep``)."""
@@ -290,7 +327,7 @@ class EntityMapping:
         return None
 
 
-_SET, _MONEY, _APPEND = 0, 1, 2
+_SET, _MONEY, _APPEND, _CONST = 0, 1, 2, 3
 #: Parsers whose results are mutable lists: never shared between records through a memo.
 _MUTABLE_RESULTS = frozenset({"list", "email", "phone"})
 
@@ -357,7 +394,7 @@ def _compile_convert(em: EntityMapping) -> Callable[[dict[str, Any], str], Recor
     }
     lines = ["def convert(row, source):", "    row_get = row.get"]
     add = lines.append
-    id_spec = em.id_spec
+    id_spec = em._id_spec or em.id_spec
     if id_spec.column is not None:
         ns["ID_COL"] = id_spec.column
         add("    raw_id = row_get(ID_COL)")
@@ -401,6 +438,10 @@ def _compile_convert(em: EntityMapping) -> Callable[[dict[str, Any], str], Recor
 
     for i, (spec, column, parse_fn, mode) in enumerate(em._steps or ()):
         name = spec.name
+        if mode == _CONST:
+            ns[f"K{i}"] = parse_fn
+            add(f"    data[{name!r}] = K{i}  # constant")
+            continue
         # An empty value: the default if the field has none yet, else a rejection if required.
         reject = f"return Rejection({column!r}, raw, {name + ' is required but empty'!r})"
         empty: list[str] = []
@@ -434,8 +475,12 @@ def _compile_convert(em: EntityMapping) -> Callable[[dict[str, Any], str], Recor
             add(f"            data[{name!r}] = value")
     if em._custom_steps:
         add("    custom = {}")
-        for j, (spec, column, parse_fn, _) in enumerate(em._custom_steps):
+        for j, (spec, column, parse_fn, mode) in enumerate(em._custom_steps):
             i = len(em._steps or ()) + j
+            if mode == _CONST:
+                ns[f"K{i}"] = parse_fn
+                add(f"    custom[{spec.name!r}] = K{i}  # constant")
+                continue
             add(f"    # custom {spec.name!r} <- {column}")
             fetch(i, spec, "    ")
             add("    if raw is not None and raw != '':")
@@ -499,6 +544,10 @@ def _then(first: Callable[[Any], Any], second: Callable[[Any], Any]) -> Callable
             raise ValueParseError(f"{value!r} is not an accepted value here", raw) from None
 
     return both
+
+
+def _money_json(money: values.Money) -> dict[str, str | None]:
+    return {"amount": str(money.amount), "currency": money.currency}
 
 
 def _parse_int(raw: Any, decimal_separator: str | None) -> int | None:
@@ -637,7 +686,11 @@ def compile_mapping(
             if fname not in cls.model_fields or fname in _RESERVED:
                 problems.append(f"{prefix}.fields.{fname}: {ename} has no such field")
                 continue
-            # A list gives several columns for one field, e.g. emails from "Email" and "Email 2".
+            # A list of tables gives several columns for one field (emails from "Email" and "Email 2");
+            # a list of names gives alternative names of one column, except for emails and phones, where
+            # every named column is read.
+            if isinstance(spec, list) and all(isinstance(x, str) for x in spec) and fname not in ("emails", "phones"):
+                spec = {"column": spec}
             for i, one in enumerate(spec if isinstance(spec, list) else [spec]):
                 where_f = f"{prefix}.fields.{fname}" + (f"[{i}]" if isinstance(spec, list) else "")
                 compiled = _field_spec(fname, one, cls, lookups, where_f, problems)
@@ -704,17 +757,25 @@ def _field_spec(
     problems: list[str],
     id_field: bool = False,
 ) -> FieldSpec | None:
-    if isinstance(spec, str):
-        spec = {"column": spec}
+    if isinstance(spec, str) or (isinstance(spec, list) and spec and all(isinstance(x, str) for x in spec)):
+        spec = {"column": spec}  # a name, or alternative names of one column
     if not isinstance(spec, dict):
         problems.append(f"{where}: must be a column name or a table like {{ column = \"...\" }}")
         return None
     for key in sorted(set(spec) - _FIELD_KEYS):
         problems.append(f"{where}.{key}: unknown key (expected one of {', '.join(sorted(_FIELD_KEYS))})")
     column, path = spec.get("column"), spec.get("path")
-    if (column is None) == (path is None) and "default" not in spec:
-        problems.append(f"{where}: give exactly one of column or path")
+    given = [k for k in ("column", "path", "value") if k in spec]
+    if len(given) != 1 or (id_field and "value" in spec):
+        what = "column or path" if id_field else "column, path or value (a constant)"
+        problems.append(f"{where}: give exactly one of {what}")
         return None
+    aliases: tuple[str, ...] = ()
+    if isinstance(column, list):
+        if not column or not all(isinstance(c, str) for c in column):
+            problems.append(f"{where}.column: a column name or a non-empty list of alternative names")
+            return None
+        aliases, column = tuple(column), column[0]
     kind = "id" if id_field else spec.get("parse") or _kind_for(cls, name)
     if kind not in PARSERS:
         problems.append(f"{where}.parse: {kind!r} is not one of {', '.join(PARSERS)}")
@@ -736,6 +797,12 @@ def _field_spec(
     default = spec.get("default")
     if default is not None and enum_values is not None and fold(str(default)) not in enum_values:
         problems.append(f"{where}.default: {default!r} is not one of {', '.join(sorted(enum_values.values()))}")
+    constant = spec.get("value")
+    if constant is not None and enum_values is not None:
+        if fold(str(constant)) not in enum_values:
+            problems.append(f"{where}.value: {constant!r} is not one of {', '.join(sorted(enum_values.values()))}")
+        else:
+            constant = enum_values[fold(str(constant))]
     return FieldSpec(
         name=name,
         column=column,
@@ -746,5 +813,8 @@ def _field_spec(
         required=bool(spec.get("required", False)),
         on_missing=on_missing,
         label=spec.get("label"),
+        aliases=aliases,
+        constant=constant,
+        has_constant="value" in spec,
     )
 

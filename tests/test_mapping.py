@@ -182,3 +182,45 @@ def test_every_builtin_preset_compiles():
 def test_the_generic_preset_maps_every_entity_a_spreadsheet_usually_holds():
     assert set(load_mapping("spreadsheet").entities) >= {"user", "organization", "person", "lead", "deal"}
     assert set(ENTITIES) >= set(load_mapping("spreadsheet").entities)
+
+
+def test_constant_values_fill_fields_and_custom_fields_for_every_row():
+    em = mapping(stage_change={
+        "id": "Id",
+        "fields": {"deal_id": "OpportunityId", "field": {"value": "stage"}, "new_value": "StageName",
+                   "changed_at": "CreatedDate", "evidence": {"value": "export_history"}},
+        "custom": {"Exported by": {"value": "Data Loader"}},
+    }).entity("stage_change")
+    change = em.convert({"Id": "h1", "OpportunityId": "o1", "StageName": "Won", "CreatedDate": "2021-04-28"}, "s")
+    assert (change.field, change.evidence, change.new_value) == ("stage", "export_history", "Won")
+    assert change.custom == {"Exported by": "Data Loader"}
+
+
+def test_constant_for_an_enum_field_is_checked_and_canonical():
+    em = mapping(deal={"id": "ID", "fields": {"title": "T", "status": {"value": "WON"}}}).entity("deal")
+    assert em.convert({"ID": "1", "T": "x"}, "s").status is DealStatus.WON
+    with pytest.raises(MappingError, match=r"entities.deal.fields.status.value: 'done' is not one of"):
+        mapping(deal={"id": "ID", "fields": {"title": "T", "status": {"value": "done"}}})
+
+
+def test_a_field_needs_exactly_one_of_column_path_or_value():
+    with pytest.raises(MappingError, match=r"entities.deal.fields.currency: give exactly one of column, path or value"):
+        mapping(deal={"id": "ID", "fields": {"title": "T", "currency": {"default": "EUR"}}})
+
+
+def test_column_aliases_use_the_first_name_the_file_has():
+    em = mapping(deal={"id": ["Deal - ID", "ID"], "fields": {
+        "title": "T", "currency": {"column": ["Deal - Currency", "Deal - Currency of value"]}}}).entity("deal")
+    headers = ["ID", "T", "Deal - Currency of value"]
+    assert em.missing_columns(headers) == []
+    em.bind(headers)
+    deal = em.convert({"ID": "9", "T": "x", "Deal - Currency of value": "MXN"}, "s")
+    assert (deal.source_id, deal.currency) == ("9", "MXN")
+    assert em.missing_columns(["T"]) == ["Deal - Currency / Deal - Currency of value", "Deal - ID / ID"]
+
+
+def test_custom_money_is_stored_as_amount_and_currency():
+    em = mapping(organization={"id": "ID", "fields": {"name": "N"},
+                               "custom": {"Revenue": {"column": "R", "parse": "money"}}}).entity("organization")
+    org = em.convert({"ID": "1", "N": "Acme", "R": "$5M"}, "s")
+    assert org.custom == {"Revenue": {"amount": "5000000", "currency": "USD"}}

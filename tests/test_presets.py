@@ -551,7 +551,7 @@ def test_zoho_accounts_and_contacts_keep_spellings_accents_and_mojibake(zoho):
     names = [r[0] for r in zoho.db.execute("select name from organizations order by source_id")]
     assert names == ["Acme Inc.", "ACME, Inc", "CafÃ© OlÃ© S.L.", "Peña Construcciones, S.A. de C.V."]
     acme = zoho.row("organizations", "zcrm_4000000010001")
-    assert acme["custom"]["Annual revenue"] == ["5000000", "USD"]  # $5M, as money: [amount, currency]
+    assert acme["custom"]["Annual revenue"] == {"amount": "5000000", "currency": "USD"}  # $5M
     assert zoho.row("organizations", "zcrm_4000000010003")["custom"]["Billing country"] == "EspaÃ±a"
     maria = zoho.row("persons", "zcrm_4000000020002")
     assert (maria["name"], [p["normalized"] for p in maria["phones"]]) == ("María López", ["+34612345678"])

@@ -131,7 +131,7 @@ class SpreadsheetSource(Source):
                     f"{path}: id column {em.id_spec.column!r} of {em.entity} (mapping {em.mapping_name!r}) not "
                     f"found; columns are: {', '.join(headers)}"
                 )
-            for column in sorted(set(em.columns()) - set(headers)):
+            for column in em.missing_columns(headers):
                 yield Notice("missing_column", f"{path.name}: column {column!r} of the mapping is not in the file")
             yield from self._settle_date_orders(path.name, table, em)
         em.bind(headers)
