@@ -31,13 +31,20 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 from crmsync.audit.checks import DEAL_SCOPE, STAGE_RANK, existing_tables, prepare
 from crmsync.audit.settings import Filters
 
 PERIOD = "(:since IS NULL OR {0} >= :since) AND (:until IS NULL OR {0} < :until)"
+
+
+def period(column: str, params: dict[str, Any]) -> str:
+    """The period condition on ``column``; ``1`` when there is no period (nothing to evaluate per row)."""
+    if params.get("since") is None and params.get("until") is None:
+        return "1"
+    return PERIOD.format(column)
 CLOSED_AT = "COALESCE(d.close_time, d.won_time, d.lost_time)"
 WON_AT = "COALESCE(d.won_time, d.close_time)"
 
@@ -66,16 +73,15 @@ def summarize(values: list[float]) -> dict[str, Any]:
             "p90": percentile(values, 0.9)}
 
 
-def grouped(conn: sqlite3.Connection, sql: str, params: dict[str, Any]) -> dict[tuple, dict[str, Any]]:
-    """Summaries of the last column of ``sql`` per group of its other columns.
+def grouped(conn: sqlite3.Connection, sql: str, params: dict[str, Any]) -> dict[Any, dict[str, Any]]:
+    """Summaries of the values of ``sql`` (rows of ``(group key, non-null value)``) per group key.
 
     SQLite filters and projects; the values are streamed once into per-group lists and sorted in Python
-    (measured faster here than ranking with window functions, which sort every row inside SQLite).
+    (measured faster here than ranking with window functions or GROUP BY, which sort every row in SQLite).
     """
-    groups: dict[tuple, list[float]] = defaultdict(list)
-    for *key, value in conn.execute(sql, params):
-        if value is not None:
-            groups[tuple(key)].append(value)
+    groups: dict[Any, list[float]] = defaultdict(list)
+    for key, value in conn.execute(sql, params):
+        groups[key].append(value)
     return {key: summarize(values) for key, values in groups.items()}
 
 
@@ -109,14 +115,22 @@ def _stages(conn: sqlite3.Connection) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def lead_conversion(conn: sqlite3.Connection, params: dict[str, Any]) -> dict[str, Any]:
-    rows = conn.execute(
-        "SELECT COALESCE(l.source_name, '(none)'), COALESCE(l.channel, '(none)'), "
-        "COALESCE(u.name, l.owner_id, '(none)'), COALESCE(substr(l.add_time, 1, 7), '(unknown)'), COUNT(*), "
-        "SUM(EXISTS (SELECT 1 FROM conversions c WHERE c.lead_source = l.source AND c.lead_id = l.source_id)) "
-        "FROM leads l LEFT JOIN users u ON u.source = l.source AND u.source_id = l.owner_id "
-        f"WHERE l.removed_run IS NULL AND {PERIOD.format('l.add_time')} GROUP BY 1, 2, 3, 4",
+    users = {(s, i): n for s, i, n in conn.execute("SELECT source, source_id, name FROM users")}
+    # Counted in Python (Counter runs in C) over one streamed scan: GROUP BY would sort every lead.
+    tally = Counter(conn.execute(
+        "SELECT l.source, COALESCE(l.source_name, '(none)'), COALESCE(l.channel, '(none)'), l.owner_id, "
+        "COALESCE(substr(l.add_time, 1, 7), '(unknown)'), EXISTS (SELECT 1 FROM temp.audit_converted_leads c "
+        "WHERE c.source = l.source AND c.lead_id = l.source_id) FROM leads l NOT INDEXED "
+        f"WHERE l.removed_run IS NULL AND {period('l.add_time', params)}",
         params,
-    ).fetchall()
+    ))
+    merged: Counter[tuple] = Counter()
+    for (source, name, channel, owner, month, converted), n in tally.items():
+        key = (name, channel, users.get((source, owner)) or owner or "(none)", month)
+        merged[(*key, "leads")] += n
+        if converted:
+            merged[(*key, "converted")] += n
+    rows = [(*key[:4], n, merged.get((*key[:4], "converted"), 0)) for key, n in merged.items() if key[4] == "leads"]
     dims = {"source_name": 0, "channel": 1, "owner": 2, "month": 3}
     total = [0, 0]
     acc: dict[str, dict[str, list[int]]] = {d: defaultdict(lambda: [0, 0]) for d in dims}
@@ -141,22 +155,35 @@ def funnel(conn: sqlite3.Connection, params: dict[str, Any], stages: dict) -> li
         return []
     # The highest stage a deal reached is its current stage, unless it later went back: then it is the
     # stage it went back from (a backward move of the timeline; see checks.PREPARE).
-    rows = conn.execute(
-        "SELECT d.source, cr.pipeline_id, MAX(cr.rk, COALESCE((SELECT MAX(m.from_rank) FROM temp.audit_stage_moves m "
-        "WHERE m.source = d.source AND m.deal_id = d.source_id AND m.to_rank < m.from_rank), 0)) AS top, "
-        "d.status = 'won' AS won, COUNT(*) "
-        "FROM deals d JOIN temp.audit_stage_rank cr ON cr.source = d.source AND cr.stage_id = d.stage_id "
-        f"WHERE {DEAL_SCOPE} AND {PERIOD.format('d.add_time')} GROUP BY 1, 2, 3, 4",
-        params,
-    ).fetchall()
+    # A histogram of current stage ranks in one scan, then the few deals that went back are moved up to the
+    # stage they went back from (audit_deal_peak).
     per: dict[tuple, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     won: dict[tuple, int] = defaultdict(int)
     won_at: dict[tuple, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for source, pipeline, top, is_won, count in rows:
+    for source, stage_id, is_won, count in conn.execute(
+        f"SELECT d.source, d.stage_id, d.status = 'won', COUNT(*) FROM deals d NOT INDEXED WHERE {DEAL_SCOPE} "
+        f"AND {period('d.add_time', params)} GROUP BY 1, 2, 3",
+        params,
+    ):
+        info = stages.get((source, stage_id))
+        if not info or not info["rank"]:
+            continue
+        pipeline, top = info["pipeline_id"], info["rank"]
         per[(source, pipeline)][top] += count
         if is_won:
             won[(source, pipeline)] += count
             won_at[(source, pipeline)][top] += count
+    for source, pipeline, current, peak, is_won in conn.execute(
+        "SELECT d.source, cr.pipeline_id, cr.rk, p.peak, d.status = 'won' FROM temp.audit_deal_peak p "
+        "JOIN deals d ON d.source = p.source AND d.source_id = p.deal_id "
+        "JOIN temp.audit_stage_rank cr ON cr.source = d.source AND cr.stage_id = d.stage_id "
+        "AND cr.pipeline_id IS p.pipeline_id "
+        f"WHERE cr.rk IS NOT NULL AND p.peak > cr.rk AND {DEAL_SCOPE} AND {period('d.add_time', params)}",
+        params,
+    ):
+        for hist in (per, won_at) if is_won else (per,):
+            hist[(source, pipeline)][current] -= 1
+            hist[(source, pipeline)][peak] += 1
     names = _pipeline_names(conn)
     out = []
     for (source, pipeline), tops in sorted(per.items(), key=lambda kv: (-sum(kv[1].values()), kv[0])):
@@ -181,8 +208,8 @@ def _pipeline_names(conn: sqlite3.Connection) -> dict[tuple[str, str], str]:
 
 def win_rate(conn: sqlite3.Connection, params: dict[str, Any]) -> dict[str, Any]:
     won, lost = conn.execute(
-        "SELECT COALESCE(SUM(d.status = 'won'), 0), COALESCE(SUM(d.status = 'lost'), 0) FROM deals d "
-        f"WHERE {DEAL_SCOPE} AND d.status IN ('won', 'lost') AND {PERIOD.format(CLOSED_AT)}",
+        "SELECT COALESCE(SUM(d.status = 'won'), 0), COALESCE(SUM(d.status = 'lost'), 0) FROM deals d NOT INDEXED "
+        f"WHERE {DEAL_SCOPE} AND d.status IN ('won', 'lost') AND {period(CLOSED_AT, params)}",
         params,
     ).fetchone()
     return {"won": won, "lost": lost, "rate": _rate(won, won + lost)}
@@ -191,8 +218,9 @@ def win_rate(conn: sqlite3.Connection, params: dict[str, Any]) -> dict[str, Any]
 def deal_size(conn: sqlite3.Connection, params: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for currency, won, valued, total in conn.execute(
-        "SELECT COALESCE(d.currency, '(none)'), COUNT(*), COUNT(d.value), SUM(CAST(d.value AS REAL)) FROM deals d "
-        f"WHERE {DEAL_SCOPE} AND d.status = 'won' AND {PERIOD.format(WON_AT)} GROUP BY 1 ORDER BY 2 DESC, 1",
+        "SELECT COALESCE(d.currency, '(none)'), COUNT(*), COUNT(d.value), SUM(CAST(d.value AS REAL)) "
+        "FROM deals d NOT INDEXED "
+        f"WHERE {DEAL_SCOPE} AND d.status = 'won' AND {period(WON_AT, params)} GROUP BY 1 ORDER BY 2 DESC, 1",
         params,
     ):
         out.append({"currency": currency, "won": won, "without_value": won - valued, "total": _r(total),
@@ -203,10 +231,10 @@ def deal_size(conn: sqlite3.Connection, params: dict[str, Any]) -> list[dict[str
 def sales_cycle(conn: sqlite3.Connection, params: dict[str, Any]) -> dict[str, Any]:
     q = grouped(
         conn,
-        f"SELECT julianday({WON_AT}) - julianday(d.add_time) AS val FROM deals d WHERE {DEAL_SCOPE} "
-        f"AND d.status = 'won' AND d.add_time IS NOT NULL AND {WON_AT} IS NOT NULL AND {PERIOD.format(WON_AT)}",
+        f"SELECT NULL, julianday({WON_AT}) - julianday(d.add_time) FROM deals d NOT INDEXED WHERE {DEAL_SCOPE} "
+        f"AND d.status = 'won' AND d.add_time IS NOT NULL AND {WON_AT} IS NOT NULL AND {period(WON_AT, params)}",
         params,
-    ).get((), None)
+    ).get(None)
     if not q:
         return {"deals": 0, "mean_days": None, "median_days": None, "p90_days": None}
     return {"deals": q["count"], "mean_days": _r(q["mean"]), "median_days": _r(q["p50"]), "p90_days": _r(q["p90"])}
@@ -218,7 +246,8 @@ def velocity(conn: sqlite3.Connection, params: dict[str, Any], metrics: dict[str
     sizes = {d["currency"]: d["average"] for d in metrics["deal_size"]}
     out = []
     for currency, open_deals in conn.execute(
-        f"SELECT COALESCE(d.currency, '(none)'), COUNT(*) FROM deals d WHERE {DEAL_SCOPE} AND d.status = 'open' "
+        f"SELECT COALESCE(d.currency, '(none)'), COUNT(*) FROM deals d NOT INDEXED WHERE {DEAL_SCOPE} "
+        "AND d.status = 'open' "
         "GROUP BY 1 ORDER BY 2 DESC, 1",
         params,
     ):
@@ -234,12 +263,13 @@ def time_in_stage(conn: sqlite3.Connection, params: dict[str, Any], stages: dict
             f"WHERE {DEAL_SCOPE} AND " if params.get("pipeline") else "WHERE ")
     q = grouped(
         conn,
-        f"SELECT s.source, s.stage_id, s.seconds / 86400.0 AS val FROM stage_spans s {join}"
-        f"s.seconds IS NOT NULL AND {PERIOD.format('s.entered_at')}",
+        f"SELECT s.source || char(31) || s.stage_id, s.seconds / 86400.0 FROM stage_spans s {join}"
+        f"s.seconds IS NOT NULL AND {period('s.entered_at', params)}",
         params,
     )
     out = []
-    for (source, sid), v in q.items():
+    for key, v in q.items():
+        source, sid = key.split("\x1f", 1)
         info = stages.get((source, sid), {})
         out.append({"source": source, "stage_id": sid, "name": info.get("name") or sid,
                     "pipeline_id": info.get("pipeline_id"), "rank": info.get("rank"), "spans": v["count"],
@@ -265,18 +295,23 @@ def bottleneck(funnels: list[dict[str, Any]], dwell: list[dict[str, Any]]) -> di
 
 
 def pipeline_value(conn: sqlite3.Connection, params: dict[str, Any], stages: dict) -> list[dict[str, Any]]:
+    probabilities = {(s, i): p for s, i, p in conn.execute(
+        "SELECT source, source_id, CAST(probability AS REAL) FROM stages WHERE removed_run IS NULL")}
     out = []
-    for source, pipeline, sid, name, currency, count, total, weighted in conn.execute(
-        "SELECT d.source, d.pipeline_id, d.stage_id, COALESCE(s.name, d.stage_name, d.stage_id), "
+    for source, pipeline, sid, name, currency, count, total, with_own, without_own in conn.execute(
+        "SELECT d.source, d.pipeline_id, d.stage_id, COALESCE(d.stage_name, d.stage_id), "
         "COALESCE(d.currency, '(none)'), COUNT(*), SUM(CAST(d.value AS REAL)), "
-        "SUM(CAST(d.value AS REAL) * COALESCE(CAST(d.probability AS REAL), CAST(s.probability AS REAL), 0) / 100.0) "
-        "FROM deals d LEFT JOIN stages s ON s.source = d.source AND s.source_id = d.stage_id "
-        f"WHERE {DEAL_SCOPE} AND d.status = 'open' GROUP BY 1, 2, 3, 5",
+        "SUM(CAST(d.value AS REAL) * CAST(d.probability AS REAL)), "
+        "SUM(CASE WHEN d.probability IS NULL THEN CAST(d.value AS REAL) END) "
+        f"FROM deals d NOT INDEXED WHERE {DEAL_SCOPE} AND d.status = 'open' GROUP BY 1, 2, 3, 5",
         params,
     ):
-        rank = stages.get((source, sid), {}).get("rank")
-        out.append({"source": source, "pipeline_id": pipeline, "stage_id": sid, "name": name, "rank": rank,
-                    "currency": currency, "deals": count, "value": _r(total or 0.0), "weighted": _r(weighted or 0.0)})
+        info = stages.get((source, sid), {})
+        stage_probability = probabilities.get((source, sid)) or 0.0
+        weighted = ((with_own or 0.0) + (without_own or 0.0) * stage_probability) / 100.0
+        out.append({"source": source, "pipeline_id": pipeline, "stage_id": sid, "name": info.get("name") or name,
+                    "rank": info.get("rank"), "currency": currency, "deals": count, "value": _r(total or 0.0),
+                    "weighted": _r(weighted)})
     out.sort(key=lambda r: (r["currency"], r["source"], r["pipeline_id"] or "", r["rank"] is None, r["rank"] or 0,
                             r["name"] or ""))
     return out
