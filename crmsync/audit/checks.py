@@ -86,9 +86,9 @@ stage_rank AS (
 PREPARE = (
     # Every stage with its rank in the pipeline (NULL without a position) and probability.
     "CREATE TEMP TABLE audit_stage_rank (source TEXT, stage_id TEXT, pipeline_id TEXT, name TEXT, rk INTEGER, "
-    "probability REAL, PRIMARY KEY (source, stage_id)) WITHOUT ROWID",
+    "probability REAL, rotten_days INTEGER, PRIMARY KEY (source, stage_id)) WITHOUT ROWID",
     f"WITH {STAGE_RANK} INSERT INTO audit_stage_rank SELECT s.source, s.source_id, s.pipeline_id, s.name, r.rk, "
-    "CAST(s.probability AS REAL) FROM stages s LEFT JOIN stage_rank r ON r.source = s.source "
+    "CAST(s.probability AS REAL), s.rotten_days FROM stages s LEFT JOIN stage_rank r ON r.source = s.source "
     "AND r.stage_id = s.source_id WHERE s.removed_run IS NULL",
     # Stage moves of the reconciled timeline that skip or go back: a stage event's old_value (the stage it
     # left) and new_value, both ranked stages of one pipeline. One pass over deal_timeline serves both checks
@@ -291,7 +291,7 @@ CHECKS: tuple[Check, ...] = (
         "SELECT d.source, d.source_id AS id, d.title AS label, s.name AS stage, "
         "COALESCE(s.rotten_days, :default_rotten_days) AS rotten_days, "
         f"{AGE.format('COALESCE(d.stage_change_time, d.add_time)')} AS days "
-        "FROM deals d NOT INDEXED JOIN stages s ON s.source = d.source AND s.source_id = d.stage_id "
+        "FROM deals d NOT INDEXED JOIN temp.audit_stage_rank s ON s.source = d.source AND s.stage_id = d.stage_id "
         f"WHERE {DEAL_SCOPE} AND d.status = 'open' AND COALESCE(s.rotten_days, :default_rotten_days) IS NOT NULL "
         "AND julianday(:as_of) - julianday(COALESCE(d.stage_change_time, d.add_time)) "
         "> COALESCE(s.rotten_days, :default_rotten_days)",
@@ -379,12 +379,12 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "probability_mismatch", "Probability inconsistent with the stage", "deal", Severity.WARNING,
         "SELECT d.source, d.source_id AS id, d.title AS label, s.name AS stage, "
-        "CAST(d.probability AS REAL) AS probability, CAST(s.probability AS REAL) AS stage_probability "
-        "FROM deals d NOT INDEXED LEFT JOIN stages s ON s.source = d.source AND s.source_id = d.stage_id "
+        "CAST(d.probability AS REAL) AS probability, s.probability AS stage_probability "
+        "FROM deals d NOT INDEXED LEFT JOIN temp.audit_stage_rank s ON s.source = d.source AND s.stage_id = d.stage_id "
         f"WHERE {DEAL_SCOPE} AND d.status = 'open' AND d.probability IS NOT NULL AND ("
         " CAST(d.probability AS REAL) < 0 OR CAST(d.probability AS REAL) > 100"
         " OR (s.probability IS NOT NULL"
-        "     AND ABS(CAST(d.probability AS REAL) - CAST(s.probability AS REAL)) > :probability_tolerance))",
+        "     AND ABS(CAST(d.probability AS REAL) - s.probability) > :probability_tolerance))",
         "source, id",
         lambda r: (f"probability {r['probability']:g}% outside 0–100" if r["stage_probability"] is None
                    or not 0 <= r["probability"] <= 100 else
