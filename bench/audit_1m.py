@@ -26,7 +26,7 @@ import random
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from crmsync.audit import AuditConfig, Filters, run_audit
@@ -38,11 +38,11 @@ PIPELINES = {"1": "Sales", "2": "Renewals"}
 STAGE_NAMES = ["Prospecting", "Contact made", "Qualification", "Proposal made", "Negotiation"]
 CATEGORIES = ["prospecting", "contact", "qualification", "proposal", "negotiation"]
 CURRENCIES = ["EUR", "EUR", "EUR", "USD", "USD", "GBP"]
-T0 = datetime(2023, 1, 1, tzinfo=UTC)
+T0 = datetime(2023, 1, 1)  # naive UTC: isoformat() is ~5x cheaper than strftime, and the build makes ~7M times
 
 
 def iso(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return t.isoformat() + "Z"
 
 
 def _insert(conn, table: str, columns: list[str], rows) -> int:
@@ -54,6 +54,10 @@ def _insert(conn, table: str, columns: list[str], rows) -> int:
 
 def build(path: Path, deals: int, seed: int = 7) -> dict[str, int]:
     rnd = random.Random(seed)
+    uniform = rnd.random
+
+    def randint(a: int, b: int) -> int:  # random.randint costs ~4x more; uniformity is all we need here
+        return a + int(uniform() * (b - a + 1))
     counts: dict[str, int] = {}
     with Warehouse.open(path) as wh:
         ensure_tables(wh)
@@ -97,69 +101,69 @@ def build(path: Path, deals: int, seed: int = 7) -> dict[str, int]:
         leads, conversions = [], []
         for i in range(deals):
             did = str(i + 1)
-            pid = "1" if rnd.random() < 0.8 else "2"
-            added = T0 + timedelta(minutes=rnd.randrange(0, 3 * 365 * 24 * 60))
+            pid = "1" if uniform() < 0.8 else "2"
+            added = T0 + timedelta(minutes=int(uniform() * 3 * 365 * 24 * 60))
             status = rnd.choices(["open", "won", "lost", "deleted"], [40, 30, 25, 5])[0]
-            top = rnd.randint(1, 5)
+            top = randint(1, 5)
             t, seq, entered = added, 1, []
             timeline.append((SRC, did, seq, iso(added), "created", None, None, None, "milestone", None))
             prev = None
             for k in range(1, top + 1):
-                if k > 1 and rnd.random() < 0.4:
+                if k > 1 and uniform() < 0.4:
                     continue  # skipped a stage: no event
-                t = t + timedelta(hours=rnd.randint(4, 24 * 40))
+                t = t + timedelta(hours=randint(4, 24 * 40))
                 seq += 1
                 timeline.append((SRC, did, seq, iso(t), "stage", prev, f"{pid}-{k}", CATEGORIES[k - 1], "api", None))
                 entered.append((k, t))
                 prev = f"{pid}-{k}"
-            if rnd.random() < 0.03 and len(entered) > 1:  # a move back
+            if uniform() < 0.03 and len(entered) > 1:  # a move back
                 t = t + timedelta(days=3)
                 seq += 1
                 k = entered[0][0]
                 timeline.append((SRC, did, seq, iso(t), "stage", prev, f"{pid}-{k}", CATEGORIES[k - 1], "api", None))
                 entered.append((k, t))
-            closed = t + timedelta(days=rnd.randint(1, 30)) if status in ("won", "lost") else None
+            closed = t + timedelta(days=randint(1, 30)) if status in ("won", "lost") else None
             for j, (k, at) in enumerate(entered):
                 left = entered[j + 1][1] if j + 1 < len(entered) else closed
                 secs = (left - at).total_seconds() if left else None
                 spans.append((SRC, did, f"{pid}-{k}", STAGE_NAMES[k - 1], CATEGORIES[k - 1], iso(at),
                                iso(left) if left else None, secs, "api"))
             cur = entered[-1][0] if entered else 1
-            value = None if rnd.random() < 0.02 else f"{rnd.randint(5, 2000) * 50}.00"
-            expected = (added + timedelta(days=rnd.randint(10, 120))).date().isoformat()
-            if rnd.random() < 0.05:
+            value = None if uniform() < 0.02 else f"{randint(5, 2000) * 50}.00"
+            expected = (added + timedelta(days=randint(10, 120))).date().isoformat()
+            if uniform() < 0.05:
                 first = expected
-                for _ in range(rnd.randint(1, 3)):
+                for _ in range(randint(1, 3)):
                     later = (datetime.fromisoformat(first) + timedelta(days=30)).date().isoformat()
                     changes.append((1, SRC, "deal", did, "expected_close_date", first, later, iso(t)))
                     first = later
                 expected = first
-            if rnd.random() < 0.002:
+            if uniform() < 0.002:
                 violations.append((SRC, did, "event_before_creation", "stage event before creation"))
             lead_id = None
-            if rnd.random() < 0.3:
+            if uniform() < 0.3:
                 lead_id = f"L{did}"
-                lead_added = added - timedelta(days=rnd.randint(1, 60))
+                lead_added = added - timedelta(days=randint(1, 60))
                 leads.append((SRC, lead_id, f"Lead {did}", "converted", rnd.choice(["Web", "Referral", "Event"]),
-                              rnd.choice(["Organic", "Paid", "Partner"]), str(rnd.randint(1, 50)), iso(lead_added),
+                              rnd.choice(["Organic", "Paid", "Partner"]), str(randint(1, 50)), iso(lead_added),
                               iso(added), did, iso(added), 1, 1))
                 conversions.append((SRC, lead_id, SRC, did, iso(added), "explicit", 1.0, "[]",
                                     (added - lead_added).total_seconds() / 86400))
             deal_rows.append((
                 SRC, did, f"Deal {did}", status, value, rnd.choice(CURRENCIES), pid, f"{pid}-{cur}",
-                STAGE_NAMES[cur - 1], CATEGORIES[cur - 1], str(10 + 20 * (cur - 1) + (30 if rnd.random() < 0.02
+                STAGE_NAMES[cur - 1], CATEGORIES[cur - 1], str(10 + 20 * (cur - 1) + (30 if uniform() < 0.02
                                                                                        else 0)),
-                str(rnd.randrange(n_people)) if rnd.random() > 0.01 else None, str(rnd.randrange(n_people // 2)),
-                str(rnd.randint(1, 50)) if rnd.random() > 0.01 else None, expected, iso(added), iso(t), iso(t),
+                str(int(uniform() * n_people)) if uniform() > 0.01 else None, str(int(uniform() * (n_people // 2))),
+                str(randint(1, 50)) if uniform() > 0.01 else None, expected, iso(added), iso(t), iso(t),
                 iso(closed) if status == "won" else None, iso(closed) if status == "lost" else None,
                 iso(closed) if closed else None,
                 rnd.choice(["Price", "Timing", None]) if status == "lost" else None, lead_id, 1, 1,
             ))
         for j in range(deals // 2):  # unconverted leads
-            lead_added = T0 + timedelta(minutes=rnd.randrange(0, 3 * 365 * 24 * 60))
+            lead_added = T0 + timedelta(minutes=int(uniform() * 3 * 365 * 24 * 60))
             leads.append((SRC, f"U{j}", f"Open lead {j}", rnd.choice(["new", "working", "nurturing", "unqualified"]),
                           rnd.choice(["Web", "Referral", "Event"]), rnd.choice(["Organic", "Paid", "Partner"]),
-                          str(rnd.randint(1, 50)), iso(lead_added), iso(lead_added), None, None, 1, 1))
+                          str(randint(1, 50)), iso(lead_added), iso(lead_added), None, None, 1, 1))
         counts["deals"] = _insert(conn, "deals", deal_cols, deal_rows)
         counts["deal_timeline"] = _insert(conn, "deal_timeline", ["source", "deal_id", "seq", "at", "kind",
                                                                    "old_value", "new_value", "stage_category",
