@@ -145,8 +145,6 @@ class Check:
     thresholds: Callable[[AuditConfig], dict[str, Any]] = lambda c: {}
     #: When the check fires: more than this many offending records (a threshold name or 0).
     tolerance: Callable[[AuditConfig], int] = lambda c: 0
-    #: Reads the temp tables of :data:`PREPARE`.
-    prepared: bool = False
     description: str = ""
 
 
@@ -220,7 +218,6 @@ CHECKS: tuple[Check, ...] = (
         "skipped DESC, source, id, at",
         lambda r: f"{r['from_stage']} → {r['to_stage']} at {r['at']}, skipping {r['skipped']} stage(s)",
         needs=("deals", "deal_timeline", "stages"),
-        prepared=True,
         thresholds=lambda c: {"skipped_stages": c.skipped_stages},
         description="A deal jumped over stages in one move (counted per move).",
     ),
@@ -230,7 +227,6 @@ CHECKS: tuple[Check, ...] = (
         "source, id, at",
         lambda r: f"{r['from_stage']} → {r['to_stage']} at {r['at']} (backwards)",
         needs=("deals", "deal_timeline", "stages"),
-        prepared=True,
         description="A deal went back to an earlier stage (counted per move).",
     ),
     Check(
@@ -364,7 +360,6 @@ CHECKS: tuple[Check, ...] = (
         "add_time DESC, source, id",
         lambda r: f"created {r['add_time'] or '(no date)'} with no lead (explicit, captured or inferred)",
         needs=("deals", "conversions"),
-        prepared=True,
         description="Only for sources that record conversions; inferred links count as a lead.",
     ),
     Check(
