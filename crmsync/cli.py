@@ -27,7 +27,7 @@ from crmsync.config import STARTER_CONFIG, find_config, load_config
 from crmsync.errors import ConfigError, CrmsyncError
 from crmsync.reconcile import run_reconcile
 from crmsync.sandbox.cli import sandbox_app
-from crmsync.sync import COUNT_NAMES, RunSummary, run_sync
+from crmsync.sync import COUNT_NAMES, RunSummary, estimate_sync, run_sync
 from crmsync.warehouse import Warehouse
 
 EXIT_CODES = """Exit codes: 0 ok · 1 unexpected error (bug; re-run with --debug) · 2 config/usage error ·
@@ -91,6 +91,9 @@ def sync(
     source: Annotated[
         list[str] | None, typer.Option("--source", "-s", help="Only this source (repeatable).")
     ] = None,
+    estimate: Annotated[
+        bool, typer.Option("--estimate", help="Print the requests and tokens the run would spend; spend none.")
+    ] = False,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -100,6 +103,13 @@ def sync(
     """
     try:
         cfg = load_config(find_config(config))
+        if estimate:
+            plans = estimate_sync(cfg, only=source)
+            if as_json:
+                print(json.dumps(plans, indent=2))
+            else:
+                _print_estimate(plans)
+            return
         with _Progress(enabled=not as_json and err.is_terminal) as progress:
             summary = run_sync(cfg, only=source, progress=progress.update)
     except KeyboardInterrupt:
@@ -243,6 +253,19 @@ def _print_summary(summary: RunSummary) -> None:
         out.print(f"{totals['quarantined']:,} row(s) quarantined: see the quarantine table "
                   f"(sqlite3 {summary.warehouse} 'select * from quarantine where run_id={summary.run_id}')",
                   markup=False, highlight=False)
+
+
+def _print_estimate(plans: dict[str, Any]) -> None:
+    for name, plan in plans.items():
+        if plan is None:
+            out.print(f"{name}: no API requests (local files)", markup=False)
+            continue
+        out.print(f"{name}: about {plan['requests']:,} requests, {plan['tokens']:,} tokens", markup=False)
+        for line in plan.get("lines", []):
+            note = f" ({line['note']})" if line.get("note") else ""
+            out.print(f"  {line['endpoint']}: {line['requests']:,} req, {line['tokens']:,} tokens{note}", markup=False)
+        for note in plan.get("notes", []):
+            out.print(f"  note: {note}", markup=False)
 
 
 def _print_status(report: dict[str, Any]) -> None:

@@ -111,6 +111,15 @@ class Source(ABC):
     def read(self) -> Iterator[Item]:
         """Yield records, quarantined rows, checkpoints and notices, streaming."""
 
+    @classmethod
+    def estimate(cls, source: SourceConfig, context: SourceContext) -> dict[str, Any] | None:
+        """What the next run will spend before spending it, for ``crmsync sync --estimate``.
+
+        API connectors return ``{"requests": int, "tokens": int, "lines": [{"endpoint", "requests",
+        "tokens", "note"}], "notes": [str]}``; sources that cost nothing (files) return ``None``.
+        """
+        return None
+
 
 class StrictOptions(BaseModel):
     """Base for connector options: unknown keys are errors, not silently ignored."""

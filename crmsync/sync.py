@@ -218,6 +218,31 @@ def run_sync(
     return summary
 
 
+def estimate_sync(config: Config, *, only: Sequence[str] | None = None) -> dict[str, dict[str, Any] | None]:
+    """Per source, the requests and tokens its next run would spend (``None``: it costs nothing).
+
+    Reads the warehouse (if there is one yet) for cursors and stored counts; spends no request
+    and writes nothing.
+    """
+    names = list(only) if only else [n for n, s in config.sources.items() if s.enabled]
+    unknown = [n for n in names if n not in config.sources]
+    if unknown:
+        raise ConfigError(f"unknown source {', '.join(unknown)} (configured: {', '.join(config.sources) or 'none'})")
+    wh = Warehouse.open(config.warehouse.path, write=False) if config.warehouse.path.exists() else None
+    try:
+        plans: dict[str, dict[str, Any] | None] = {}
+        for name in names:
+            cls = load_connector(config.sources[name].type, f"sources.{name}")
+            cursors = {stream: v for (_, stream), v in wh.cursors(name).items()} if wh else {}
+            context = SourceContext(config=config, base_dir=config.base_dir, cursors=cursors,
+                                    stored=StoredRecords(wh.conn, name) if wh else None)
+            plans[name] = cls.estimate(config.sources[name], context)
+        return plans
+    finally:
+        if wh is not None:
+            wh.close()
+
+
 def _drain(source: Source, batcher: _Batcher, outcome: SourceOutcome) -> None:
     notices: dict[tuple[str, str], Notice] = {}
     for item in source.read():

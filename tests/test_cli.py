@@ -37,19 +37,23 @@ def test_sync_json_reports_counts_that_add_up(example):
     assert summary["status"] == "succeeded"
     totals = summary["totals"]
     assert totals["read"] == totals["inserted"] + totals["quarantined"] > 0
-    entities = {e["entity"] for e in summary["entities"]}
-    assert entities == {"user", "organization", "person", "lead", "deal", "pipeline", "stage"}
+    by_source: dict[str, set[str]] = {}
+    for e in summary["entities"]:
+        by_source.setdefault(e["source"], set()).add(e["entity"])
+    spreadsheet = {"user", "organization", "person", "lead", "deal", "pipeline", "stage"}
+    assert by_source["examples"] == spreadsheet
+    assert by_source["pipedrive_sandbox"] == spreadsheet | {"stage_change", "conversion"}
 
 
 def test_sync_table_output_names_entities_and_time(example):
-    result = invoke("sync", "--config", str(example))
+    result = invoke("sync", "--config", str(example), "--source", "examples")
     assert result.exit_code == 0
     assert "deal" in result.stdout and "quarantined" in result.stdout and "succeeded in" in result.stdout
 
 
 def test_status_after_two_syncs_shows_both_runs_and_table_counts(example):
-    invoke("sync", "--config", str(example))
-    invoke("sync", "--config", str(example))
+    invoke("sync", "--config", str(example), "--source", "examples")
+    invoke("sync", "--config", str(example), "--source", "examples")
     result = invoke("status", "--config", str(example), "--json")
     assert result.exit_code == 0
     report = json.loads(result.stdout)
@@ -61,7 +65,7 @@ def test_status_after_two_syncs_shows_both_runs_and_table_counts(example):
 
 def test_config_from_environment_variable(example, monkeypatch):
     monkeypatch.setenv("CRMSYNC_CONFIG", str(example))
-    assert invoke("sync", "--json").exit_code == 0
+    assert invoke("sync", "--json", "--source", "examples").exit_code == 0
 
 
 def test_missing_config_is_one_line_on_stderr_with_exit_code_2(tmp_path, monkeypatch):
@@ -105,7 +109,7 @@ def test_debug_flag_adds_the_traceback(tmp_path):
 
 def test_unknown_source_name_is_a_usage_error(example):
     result = invoke("sync", "--config", str(example), "--source", "nope")
-    assert result.exit_code == 2 and "unknown source nope (configured: examples)" in result.stderr
+    assert result.exit_code == 2 and "unknown source nope (configured: examples, pipedrive_sandbox)" in result.stderr
 
 
 def test_status_before_any_sync_explains_what_to_do(example):
@@ -150,9 +154,21 @@ def test_version_flag(example):
 
 
 def test_reconcile_after_sync_links_the_example_leads_to_their_deals(example):
-    invoke("sync", "--config", str(example))
+    invoke("sync", "--config", str(example), "--source", "examples")
     result = invoke("reconcile", "--config", str(example), "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["by_kind"]["conversions"]["explicit"] == 4  # L-1, L-2, L-5, L-9 in examples/leads.xlsx
     assert summary["counts"]["deal_timeline"] > 0
+
+
+def test_estimate_prints_requests_and_tokens_and_spends_nothing(example):
+    result = invoke("sync", "--config", str(example), "--estimate", "--json")
+    assert result.exit_code == 0, result.output
+    plans = json.loads(result.stdout)
+    assert plans["examples"] is None  # local files cost nothing
+    first = plans["pipedrive_sandbox"]
+    assert first["requests"] > 10 and first["tokens"] > first["requests"]
+    assert not (example.parent / "crmsync.db").exists()  # nothing was synced or created
+    text = invoke("sync", "--config", str(example), "--estimate")
+    assert "pipedrive_sandbox: about" in text.stdout and "examples: no API requests" in text.stdout

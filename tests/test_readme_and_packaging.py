@@ -46,12 +46,19 @@ def test_readme_main_command_loads_the_shipped_examples(tmp_path):
                            capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
     summary = json.loads(first.stdout)
-    assert summary["totals"]["inserted"] > 50 and (tmp_path / "crmsync.db").exists()
+    assert (tmp_path / "crmsync.db").exists()
+    inserted = {}
+    for e in summary["entities"]:
+        inserted[e["source"]] = inserted.get(e["source"], 0) + e["inserted"]
+    assert inserted["examples"] > 50 and inserted["pipedrive_sandbox"] > 300  # spreadsheets and the API path
     again = json.loads(subprocess.run([str(crmsync), *command[1:], "--json"], cwd=tmp_path, env=env,
                                       capture_output=True, text=True, timeout=120, check=True).stdout)
-    totals = again["totals"]
-    assert totals["inserted"] == totals["updated"] == 0
-    assert totals["unchanged"] == summary["totals"]["inserted"]
+    assert again["totals"]["inserted"] == again["totals"]["updated"] == 0
+    # The spreadsheets are re-read whole (all unchanged); the API source reads only what changed: nothing.
+    unchanged = sum(e["unchanged"] for e in again["entities"] if e["source"] == "examples")
+    assert unchanged == inserted["examples"]
+    pipedrive_notes = [n["message"] for s in again["sources"] if s["name"] == "pipedrive_sandbox" for n in s["notices"]]
+    assert any("14 requests" in m for m in pipedrive_notes), pipedrive_notes
 
 
 def test_explicit_package_list_names_every_package_in_the_tree():

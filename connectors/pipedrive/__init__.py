@@ -58,7 +58,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 
 from crmsync.config import SourceConfig, format_validation_errors
 from crmsync.errors import ConfigError
@@ -81,9 +81,22 @@ DEAL_STATUSES = "open,won,lost,deleted"
 HISTORY_CHECKPOINT_EVERY = 25
 
 
+class SandboxOptions(StrictOptions):
+    """``sandbox = { seed = 1, deals = 300 }``: read a seeded local sandbox started for the run."""
+
+    seed: int = 1
+    deals: int = Field(300, ge=0, le=1_000_000)
+    leads: int | None = Field(None, ge=0)
+    persons: int | None = Field(None, ge=0)
+    orgs: int | None = Field(None, ge=0)
+
+
 class PipedriveOptions(StrictOptions):
-    base_url: str
-    api_token: SecretStr
+    base_url: str | None = None
+    api_token: SecretStr | None = None
+    #: Instead of base_url/api_token: a crmsync sandbox (a local Pipedrive-compatible API over
+    #: loopback HTTP) started for the run, so a config can exercise the API path with no credentials.
+    sandbox: SandboxOptions | None = None
     entities: list[EntityName] = Field(default_factory=lambda: list(ALL_ENTITIES))
     history: bool = True
     history_endpoint: Literal["changelog", "flow"] = "changelog"
@@ -98,6 +111,15 @@ class PipedriveOptions(StrictOptions):
     max_attempts: int = Field(6, ge=1, le=20)
     backoff_seconds: float = Field(0.5, ge=0, le=60)
     phone_region: str | None = None
+
+
+    @model_validator(mode="after")
+    def _one_endpoint(self) -> PipedriveOptions:
+        if self.sandbox is None and (self.base_url is None or self.api_token is None):
+            raise ValueError("give base_url and api_token (or sandbox = { seed = 1, deals = 300 })")
+        if self.sandbox is not None and (self.base_url is not None or self.api_token is not None):
+            raise ValueError("give either sandbox or base_url/api_token, not both")
+        return self
 
 
 def _iso(dt: datetime) -> str:
@@ -127,10 +149,13 @@ class PipedriveSource(Source):
         return estimate(options, context.cursors, context.stored)
 
     # -- plumbing ------------------------------------------------------------------------------
-    def make_client(self) -> PipedriveClient:
+    def make_client(self, base_url: str | None = None, token: str | None = None) -> PipedriveClient:
         o = self.options
+        if base_url is None or token is None:
+            assert o.base_url is not None and o.api_token is not None  # checked by PipedriveOptions
+            base_url, token = o.base_url, o.api_token.get_secret_value()
         return PipedriveClient(
-            o.base_url, o.api_token.get_secret_value(), timeout=o.timeout_seconds, max_attempts=o.max_attempts,
+            base_url, token, timeout=o.timeout_seconds, max_attempts=o.max_attempts,
             backoff=o.backoff_seconds,
             token_budget=o.token_budget, requests_per_2s=o.requests_per_2s, where=f"sources.{self.name}",
         )
@@ -206,7 +231,18 @@ class PipedriveSource(Source):
 
     # -- the run -------------------------------------------------------------------------------
     def read(self) -> Iterator[Item]:
-        self.client = client = self.make_client()
+        box = self.options.sandbox
+        if box is None:
+            yield from self._read(self.make_client())
+            return
+        from crmsync.sandbox import Sandbox
+
+        # The sandbox lives exactly as long as this generator: the runner drains it, then closes it.
+        with Sandbox(seed=box.seed, deals=box.deals, leads=box.leads, persons=box.persons, orgs=box.orgs) as sb:
+            yield from self._read(self.make_client(sb.base_url, sb.api_token))
+
+    def _read(self, client: PipedriveClient) -> Iterator[Item]:
+        self.client = client
         o = self.options
         meta = None
         yield from self._metadata(client, out := {})
