@@ -281,10 +281,13 @@ class Generator:
             if r.random() < 0.3:
                 continue  # unset
             ft = f["field_type"]
+            # Records are generated lazily, possibly after a simulated add_option: draw only from the
+            # options the company started with, or adding an option would silently rewrite old records.
+            options = [o for o in f["options"] or () if not o.get("simulated")]
             if ft == "enum":
-                v = r.choice(f["options"])["id"]
+                v = r.choice(options)["id"]
             elif ft == "set":
-                v = sorted(o["id"] for o in r.sample(f["options"], r.randint(1, min(3, len(f["options"])))))
+                v = sorted(o["id"] for o in r.sample(options, r.randint(1, min(3, len(options)))))
             elif ft == "monetary":
                 v = {"value": r.randint(1, 400) * 250, "currency": r.choice(CURRENCIES)}
             elif ft == "date":

@@ -173,6 +173,7 @@ def _apply(store: Store, r: random.Random, action: str, t: int) -> dict | None:
             "label": f"Opción {cat.next_option_id}",
             "add_time": t,
             "update_time": t,
+            "simulated": True,  # generated records never draw from it (see Generator._custom_values)
         }
         cat.next_option_id += 1
         f["options"].append(opt)

@@ -83,3 +83,25 @@ def test_simulated_lead_conversions_link_deal_and_delete_lead():
             deal = http.get(f"{sb.base_url}/api/v2/deals/{c['deal_id']}?include_fields=source_lead_id").json()
             assert deal["data"]["source_lead_id"] == c["id"]
             assert http.get(f"{sb.base_url}/v1/leads/{c['id']}").status_code == 404
+
+
+def test_adding_an_enum_option_leaves_every_existing_record_as_it_was():
+    """Regression: lazily generated records drew from the grown option list after add_option."""
+    import random
+
+    import requests
+
+    from crmsync.sandbox import Sandbox
+    from crmsync.sandbox.simulate import _apply
+
+    with Sandbox(seed=3, deals=120) as sb:
+        headers = {"x-api-token": sb.api_token}
+
+        def deals() -> dict:
+            body = requests.get(f"{sb.base_url}/api/v2/deals?limit=500", headers=headers, timeout=30).json()
+            return {d["id"]: d["custom_fields"] for d in body["data"]}
+
+        before = deals()
+        for n in range(6):
+            _apply(sb.store, random.Random(n), "add_option", sb.advance(1))
+        assert deals() == before
