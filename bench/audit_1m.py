@@ -13,7 +13,7 @@ quarantined rows.
 
 Usage::
 
-    python bench/audit_1m.py                  # 1,000,000 deals (builds a ~1.5 GB file in a temp dir)
+    python bench/audit_1m.py                  # 1,000,000 deals (builds a ~1 GB file in a temp dir, ~3 min)
     python bench/audit_1m.py --deals 100000   # quicker
     python bench/audit_1m.py --keep /tmp/big.db   # keep the warehouse for `crmsync audit --db /tmp/big.db`
 """
