@@ -310,18 +310,20 @@ def example_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_example_data_gives_a_meaningful_report(example_db: Path) -> None:
-    report = run_audit(example_db, AuditConfig(), Filters.make(as_of="2025-10-31"))
-    fired = {c.id: c.count for c in report.checks if c.fired}
+    report = run_audit(example_db, AuditConfig(max_records=1000), Filters.make(as_of="2025-10-31"))
+    fired = {c.id: c for c in report.checks if c.fired}
     # What a reader of examples/ can verify: 3 rows are quarantined (a deal "TBD", a lead "Hot lead", a person
     # dated 31/13/2025), Emma Brown's "emma@gmail" is not an email, and open deals from spring are stale.
-    assert fired["quarantined_rows"] == 3
-    assert fired["invalid_email"] == 1
-    assert fired["stale_open_deal"] > 0 and fired["past_close_date"] > 0 and fired["aging_lead"] > 0
+    # (config.example.toml may add other sources, e.g. a Pipedrive sandbox: only more can fire.)
+    quarantined = [r for r in fired["quarantined_rows"].records if r["source"] == "examples"]
+    assert sorted(r["fields"]["value"] for r in quarantined) == ["31/13/2025 10:00", "Hot lead", "TBD"]
+    assert "emma@gmail" in {r["fields"]["value"] for r in fired["invalid_email"].records}
+    assert {"stale_open_deal", "past_close_date", "aging_lead", "invalid_phone"} <= set(fired)
     m = report.metrics
-    assert m["lead_conversion"]["leads"] == 20 and m["lead_conversion"]["converted"] > 0
+    assert m["lead_conversion"]["leads"] >= 20 and m["lead_conversion"]["converted"] > 0
     assert m["funnel"] and m["funnel"][0]["stages"] and m["win_rate"]["won"] > 0
     assert m["deal_size"] and m["time_in_stage"] and m["pipeline_value"] and m["bottleneck"]
-    assert report.worst is Severity.WARNING
+    assert report.worst in (Severity.WARNING, Severity.ERROR)
 
 
 # -- HTML ----------------------------------------------------------------------------------------
