@@ -156,7 +156,7 @@ def conversion_chart(months: list[dict[str, Any]]) -> str:
             _text(W - right + 6, top_pad + 8, "100%", 10, color="#3f9142"),
             _text(W - right + 6, top_pad + plot_h, "0%", 10, color="#3f9142")]
     points = []
-    every = max(1, len(months) // 12)
+    every = max(1, -(-len(months) // 8))  # at most ~8 month labels
     for i, m in enumerate(months):
         cx = left + step * (i + 0.5)
         h_leads = plot_h * m["leads"] / peak
