@@ -6,7 +6,8 @@ so what the CLI does can also be done from Python.
 Exit codes (also in ``crmsync --help``): 0 success; 1 unexpected error (a bug:
 re-run with --debug and report it); 2 configuration or usage error; 3 input
 data unreadable; 4 remote API failure (try again later); 5 warehouse locked or
-unwritable; 6 budget exhausted (re-run later to resume); 130 interrupted.
+unwritable; 6 budget exhausted (re-run later to resume); 7/8 ``audit --fail-on``
+reached by a warning / an error; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crmsync import __version__
+from crmsync.audit.cli import audit_command
 from crmsync.config import STARTER_CONFIG, find_config, load_config
 from crmsync.errors import ConfigError, CrmsyncError
 from crmsync.reconcile import run_reconcile
@@ -32,7 +34,8 @@ from crmsync.warehouse import Warehouse
 
 EXIT_CODES = """Exit codes: 0 ok · 1 unexpected error (bug; re-run with --debug) · 2 config/usage error ·
 3 input unreadable · 4 remote API failure (retry later) · 5 warehouse locked/unwritable ·
-6 budget exhausted (re-run to resume) · 130 interrupted."""
+6 budget exhausted (re-run to resume) · 7 audit --fail-on reached by warnings · 8 audit --fail-on reached by
+errors · 130 interrupted."""
 
 app = typer.Typer(
     name="crmsync",
@@ -197,6 +200,7 @@ def init(
     out.print(f"wrote {path}; edit [sources.*] then run: crmsync sync --config {path}", markup=False)
 
 
+app.command("audit")(audit_command)
 app.add_typer(sandbox_app, name="sandbox")
 
 

@@ -42,6 +42,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from crmsync.audit.settings import AuditConfig
 from crmsync.errors import ConfigError
 
 ENV_PREFIX = "CRMSYNC_"
@@ -99,6 +100,7 @@ class Config(BaseModel):
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
     defaults: DefaultsConfig = Field(default_factory=DefaultsConfig)
     reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
 
     @property

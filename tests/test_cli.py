@@ -136,7 +136,7 @@ def test_second_sync_while_one_holds_the_warehouse_exits_5(example):
 
 
 def test_every_command_has_help_with_an_example():
-    commands = ["sync", "status", "init", "reconcile"]
+    commands = ["sync", "status", "init", "reconcile", "audit"]
     for name in commands:
         result = invoke(name, "--help")
         assert result.exit_code == 0
@@ -172,3 +172,14 @@ def test_estimate_prints_requests_and_tokens_and_spends_nothing(example):
     assert not (example.parent / "crmsync.db").exists()  # nothing was synced or created
     text = invoke("sync", "--config", str(example), "--estimate")
     assert "pipedrive_sandbox: about" in text.stdout and "examples: no API requests" in text.stdout
+
+
+def test_audit_fail_on_error_sets_the_documented_exit_code(example):
+    invoke("sync", "--config", str(example), "--source", "examples")
+    invoke("reconcile", "--config", str(example))
+    passing = invoke("audit", "--config", str(example), "--format", "json", "--fail-on", "error")
+    report = json.loads(passing.stdout)
+    fired = {c["severity"] for c in report["checks"] if c["status"] not in ("ok", "skipped")}
+    assert "error" not in fired and passing.exit_code == 0
+    failing = invoke("audit", "--config", str(example), "--format", "json", "--fail-on", "warning")
+    assert "warning" in fired and failing.exit_code == 7
