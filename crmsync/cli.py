@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,8 +24,9 @@ from rich.table import Table
 
 from crmsync import __version__
 from crmsync.audit.cli import audit_command
+from crmsync.cli_errors import fail, say
 from crmsync.config import STARTER_CONFIG, find_config, load_config
-from crmsync.errors import ConfigError, CrmsyncError
+from crmsync.errors import ConfigError
 from crmsync.reconcile import run_reconcile
 from crmsync.sandbox.cli import sandbox_app
 from crmsync.sync import COUNT_NAMES, RunSummary, estimate_sync, run_sync
@@ -56,21 +56,6 @@ ConfigOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
-
-
-def _say(message: str) -> None:
-    """One unwrapped line on stderr (rich would wrap it at the terminal width)."""
-    sys.stderr.write(message.replace("\n", " ") + "\n")
-
-
-def _fail(exc: BaseException, debug: bool) -> typer.Exit:
-    if debug:
-        sys.stderr.write(traceback.format_exc())
-    if isinstance(exc, CrmsyncError):
-        _say(f"crmsync: error: {exc}")
-        return typer.Exit(exc.exit_code)
-    _say(f"crmsync: unexpected error: {type(exc).__name__}: {exc} (re-run with --debug and report it)")
-    return typer.Exit(1)
 
 
 def _version(value: bool) -> None:
@@ -116,10 +101,10 @@ def sync(
         with _Progress(enabled=not as_json and err.is_terminal) as progress:
             summary = run_sync(cfg, only=source, progress=progress.update)
     except KeyboardInterrupt:
-        _say("crmsync: interrupted; the next run resumes from what was committed")
+        say("crmsync: interrupted; the next run resumes from what was committed")
         raise typer.Exit(130) from None
     except Exception as exc:
-        raise _fail(exc, debug) from None
+        raise fail(exc, debug) from None
     if as_json:
         print(json.dumps(summary.to_dict(), indent=2))
     else:
@@ -127,7 +112,7 @@ def sync(
     failed = [s for s in summary.sources if s.status != "ok"]
     if failed:
         for s in failed:
-            _say(f"crmsync: error: source {s.name}: {s.error}")
+            say(f"crmsync: error: source {s.name}: {s.error}")
         raise typer.Exit(failed[0].exit_code)
 
 
@@ -147,7 +132,7 @@ def status(
         with Warehouse.open(cfg.warehouse.path, write=False) as wh:
             report = wh.status(last=runs)
     except Exception as exc:
-        raise _fail(exc, debug) from None
+        raise fail(exc, debug) from None
     if as_json:
         print(json.dumps(report, indent=2))
         return
@@ -167,7 +152,7 @@ def reconcile(
     try:
         summary = run_reconcile(load_config(find_config(config)))
     except Exception as exc:
-        raise _fail(exc, debug) from None
+        raise fail(exc, debug) from None
     if as_json:
         print(json.dumps(summary.to_dict(), indent=2))
         return
@@ -196,7 +181,7 @@ def init(
             raise ConfigError(f"{path}: already exists; pass --force to overwrite")
         path.write_text(STARTER_CONFIG, encoding="utf-8")
     except Exception as exc:
-        raise _fail(exc, debug) from None
+        raise fail(exc, debug) from None
     out.print(f"wrote {path}; edit [sources.*] then run: crmsync sync --config {path}", markup=False)
 
 

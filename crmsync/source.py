@@ -100,12 +100,16 @@ class Source(ABC):
         self.context = context
 
     @classmethod
-    def from_config(cls, source: SourceConfig, context: SourceContext) -> Source:
+    def parse_options(cls, source: SourceConfig) -> BaseModel:
+        """Validate ``[sources.<name>]``; every problem at once, as ``sources.<name>.key: problem``."""
         try:
-            options = cls.Options.model_validate(source.options)
+            return cls.Options.model_validate(source.options)
         except ValidationError as exc:
             raise ConfigError(format_validation_errors(exc, ("sources", source.name))) from None
-        return cls(source.name, options, context)
+
+    @classmethod
+    def from_config(cls, source: SourceConfig, context: SourceContext) -> Source:
+        return cls(source.name, cls.parse_options(source), context)
 
     @abstractmethod
     def read(self) -> Iterator[Item]:

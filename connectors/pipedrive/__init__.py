@@ -142,11 +142,7 @@ class PipedriveSource(Source):
     @classmethod
     def estimate(cls, source: SourceConfig, context: SourceContext) -> Estimate:
         """What the next run of this source will spend (see :func:`estimate`); a hook for ``--estimate``."""
-        try:
-            options = cls.Options.model_validate(source.options)
-        except ValidationError as exc:
-            raise ConfigError(format_validation_errors(exc, ("sources", source.name))) from None
-        return estimate(options, context.cursors, context.stored)
+        return estimate(cls.parse_options(source), context.cursors, context.stored)
 
     # -- plumbing ------------------------------------------------------------------------------
     def make_client(self, base_url: str | None = None, token: str | None = None) -> PipedriveClient:

@@ -9,7 +9,6 @@ that severity or worse fired, :data:`FAIL_EXIT_CODES` of the worst severity that
 from __future__ import annotations
 
 import sys
-import traceback
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -22,8 +21,9 @@ from crmsync.audit.report import AuditReport, fails, run_audit
 from crmsync.audit.report_html import to_html
 from crmsync.audit.report_json import to_json
 from crmsync.audit.settings import AuditConfig, Filters, Severity, audit_config_from
+from crmsync.cli_errors import fail, say
 from crmsync.config import find_config, load_config
-from crmsync.errors import ConfigError, CrmsyncError
+from crmsync.errors import ConfigError
 
 #: Exit code per worst fired severity when ``--fail-on`` is reached (the CLI owner may remap these).
 FAIL_EXIT_CODES = {Severity.INFO: 7, Severity.WARNING: 7, Severity.ERROR: 8}
@@ -92,12 +92,12 @@ def audit_command(
         report = run_audit(path, settings, filters)
         _write(report, fmt, output)
     except Exception as exc:
-        raise _fail(exc, debug) from None
+        raise fail(exc, debug) from None
     if fail_on is not None and fails(report, fail_on.value):
         worst = report.worst
         assert worst is not None
         failed = sum(1 for c in report.checks if c.fired and c.severity.rank >= Severity(fail_on.value).rank)
-        _say(f"crmsync: audit: {failed} check(s) at or above {fail_on.value} fired (worst: {worst.value})")
+        say(f"crmsync: audit: {failed} check(s) at or above {fail_on.value} fired (worst: {worst.value})")
         raise typer.Exit(FAIL_EXIT_CODES[worst])
 
 
@@ -121,20 +121,6 @@ def _write(report: AuditReport, fmt: Format, output: Path | None) -> None:
     except OSError as exc:
         raise ConfigError(f"{output}: cannot write the report: {exc.strerror}") from None
     sys.stderr.write(f"wrote {output}\n")
-
-
-def _say(message: str) -> None:
-    sys.stderr.write(message.replace("\n", " ") + "\n")
-
-
-def _fail(exc: BaseException, debug: bool) -> typer.Exit:
-    if debug:
-        sys.stderr.write(traceback.format_exc())
-    if isinstance(exc, CrmsyncError):
-        _say(f"crmsync: error: {exc}")
-        return typer.Exit(exc.exit_code)
-    _say(f"crmsync: unexpected error: {type(exc).__name__}: {exc} (re-run with --debug and report it)")
-    return typer.Exit(1)
 
 
 #: A stand-alone app for trying the command before it is mounted: ``python -m crmsync.audit.cli --help``.
