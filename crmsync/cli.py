@@ -196,7 +196,6 @@ class _Progress:
         self.enabled = enabled
         self._progress: Any = None
         self._tasks: dict[str, Any] = {}
-        self._t0 = time.perf_counter()
 
     def __enter__(self) -> _Progress:
         if self.enabled:
