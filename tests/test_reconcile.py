@@ -279,3 +279,19 @@ def test_converted_flag_and_ids_win_over_the_status_picklist_and_disagreements_a
         ("L3", "ids_contradict_flag"),
     ]
     assert db.execute("select lead_id from conversions order by 1").fetchall() == [("L3",), ("L4",)]
+
+
+def test_a_change_seen_by_the_api_and_by_two_syncs_appears_once_with_the_api_time(tmp_path):
+    path = tmp_path / "w.db"
+    won = [change("D1", 1, "open", "won", t(3), field="status")]
+    with Warehouse.open(path) as wh:
+        for status, events in (("open", []), ("won", won)):
+            run = wh.start_run("sync")
+            with wh.transaction():
+                wh.write_records(run, "deal", [deal(1, status=status, add_time=t(1), close_time=t(3) if events else None)])
+                wh.write_records(run, "stage_change", events)
+    run_reconcile(parse_config({"warehouse": {"path": str(path)}}, environ={}))
+    db = sqlite3.connect(path)
+    assert db.execute("select count(*) from changes where field = 'status'").fetchone() == (1,)  # the diff exists
+    wins = db.execute("select at, new_value, evidence from deal_timeline where kind = 'status' order by seq")
+    assert wins.fetchall() == [("2025-03-03T00:00:00Z", "won", "api")]

@@ -87,6 +87,7 @@ def build(conn: sqlite3.Connection) -> tuple[list[tuple], list[tuple], list[tupl
                 evs.append(Event(at, "status", None, value, "milestone"))
         if current_stage and not any(e.kind == "stage" for e in evs):
             evs.append(Event(stage_changed or add or "", "stage", None, current_stage, "observed"))
+        evs = _drop_seen_diffs(evs)
         evs = _dedupe(sorted((e for e in evs if e.at), key=lambda e: (e.at, EVIDENCE_RANK.get(e.evidence, 9))))
         for seq, e in enumerate(evs, start=1):
             category = stages.get((source, e.new), (None, None))[1] if e.kind == "stage" else None
@@ -95,6 +96,22 @@ def build(conn: sqlite3.Connection) -> tuple[list[tuple], list[tuple], list[tupl
         violations += [(source, deal_id, rule, detail) for rule, detail in
                        _check(evs, current_stage, status, add, close or won or lost, won, lost)]
     return timeline, spans, violations
+
+
+def _drop_seen_diffs(events: list[Event]) -> list[Event]:
+    """A change two syncs noticed is the same move an API or history event already dated exactly.
+
+    A ``sync_diff`` is timed when crmsync saw it (an upper bound), so it matches a stronger event with
+    the same kind and value at or before that time, not at the same minute.
+    """
+    strong: dict[tuple[str, str | None], list[str]] = defaultdict(list)
+    for e in events:
+        if e.evidence in ("api", "export_history"):
+            strong[(e.kind, e.new)].append(e.at)
+    if not strong:
+        return events
+    return [e for e in events if not (
+        e.evidence == "sync_diff" and any(at <= e.at for at in strong.get((e.kind, e.new), ())))]
 
 
 def _dedupe(events: list[Event]) -> list[Event]:
