@@ -288,7 +288,8 @@ def test_a_change_seen_by_the_api_and_by_two_syncs_appears_once_with_the_api_tim
         for status, events in (("open", []), ("won", won)):
             run = wh.start_run("sync")
             with wh.transaction():
-                wh.write_records(run, "deal", [deal(1, status=status, add_time=t(1), close_time=t(3) if events else None)])
+                closed = t(3) if events else None
+                wh.write_records(run, "deal", [deal(1, status=status, add_time=t(1), close_time=closed)])
                 wh.write_records(run, "stage_change", events)
     run_reconcile(parse_config({"warehouse": {"path": str(path)}}, environ={}))
     db = sqlite3.connect(path)
