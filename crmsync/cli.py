@@ -28,6 +28,7 @@ from crmsync.cli_errors import fail, say
 from crmsync.config import STARTER_CONFIG, find_config, load_config
 from crmsync.errors import ConfigError
 from crmsync.reconcile import run_reconcile
+from crmsync.reconcile.queries import deal_history, list_conversions
 from crmsync.sandbox.cli import sandbox_app
 from crmsync.sync import COUNT_NAMES, RunSummary, estimate_sync, run_sync
 from crmsync.warehouse import Warehouse
@@ -82,6 +83,10 @@ def sync(
     estimate: Annotated[
         bool, typer.Option("--estimate", help="Print the requests and tokens the run would spend; spend none.")
     ] = False,
+    reconcile: Annotated[
+        bool,
+        typer.Option("--reconcile/--no-reconcile", help="Rebuild conversions, timelines and identity links after."),
+    ] = True,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -99,7 +104,7 @@ def sync(
                 _print_estimate(plans)
             return
         with _Progress(enabled=not as_json and err.is_terminal) as progress:
-            summary = run_sync(cfg, only=source, progress=progress.update)
+            summary = run_sync(cfg, only=source, progress=progress.update, reconcile=reconcile)
     except KeyboardInterrupt:
         say("crmsync: interrupted; the next run resumes from what was committed")
         raise typer.Exit(130) from None
@@ -164,6 +169,75 @@ def reconcile(
         kinds = ", ".join(f"{k} {v:,}" for k, v in summary.by_kind.get(name, {}).items())
         table.add_row(name, f"{count:,}", kinds)
     out.print(table)
+
+
+@app.command()
+def conversions(
+    config: ConfigOpt = None,
+    method: Annotated[str | None, typer.Option("--method", help="explicit, captured or inferred.")] = None,
+    min_confidence: Annotated[float, typer.Option("--min-confidence", min=0, max=1, help="Hide weaker links.")] = 0.0,
+    source: Annotated[str | None, typer.Option("--source", "-s", help="Only leads of this source.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Rows to show.")] = 50,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """List lead→deal conversions with how each is known (method, confidence, reasons).
+
+    Example:  crmsync conversions --method inferred --min-confidence 0.8
+    """
+    try:
+        cfg = load_config(find_config(config))
+        with Warehouse.open(cfg.warehouse.path, write=False) as wh:
+            rows = list_conversions(wh.conn, method=method, min_confidence=min_confidence, source=source,
+                                    limit=limit)
+    except Exception as exc:
+        raise fail(exc, debug) from None
+    if as_json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"conversions ({len(rows)} shown)")
+    for col in ("lead", "deal", "converted", "method", "conf.", "days", "reasons"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(f"{r['lead_id']} {r['lead_title'] or ''}".strip(), f"{r['deal_id']} {r['deal_title'] or ''}",
+                      r["converted_at"] or "", r["method"], f"{r['confidence']:.2f}",
+                      "" if r["days_to_convert"] is None else f"{r['days_to_convert']:.1f}", "; ".join(r["reasons"]))
+    out.print(table)
+
+
+@app.command()
+def history(
+    deal: Annotated[str, typer.Argument(help="The deal's id in its source.")],
+    config: ConfigOpt = None,
+    source: Annotated[str | None, typer.Option("--source", "-s", help="The deal's source, if ids clash.")] = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Print one deal's timeline, each event with the evidence it came from, and its time in stage.
+
+    Example:  crmsync history 42 --source pipedrive_sandbox
+    """
+    try:
+        cfg = load_config(find_config(config))
+        with Warehouse.open(cfg.warehouse.path, write=False) as wh:
+            report = deal_history(wh.conn, deal, source)
+    except Exception as exc:
+        raise fail(exc, debug) from None
+    if as_json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"{report['source']} deal {deal}: {report['title']} — {report['status']}, {report['stage']}")
+    for col in ("#", "at", "event", "from", "to", "category", "evidence"):
+        table.add_column(col)
+    for e in report["events"]:
+        table.add_row(str(e["seq"]), e["at"], e["kind"], e["old_value"] or "", e["new_value"] or "",
+                      e["stage_category"] or "", e["evidence"])
+    out.print(table)
+    for s in report["spans"]:
+        days = "open" if s["seconds"] is None else f"{s['seconds'] / 86400:.1f} days"
+        out.print(f"in {s['stage_name'] or s['stage_id']}: {days} (from {s['entered_at']})", markup=False)
+    for v in report["violations"]:
+        out.print(f"violation {v['rule']}: {v['detail']}", markup=False)
 
 
 @app.command()
@@ -237,6 +311,11 @@ def _print_summary(summary: RunSummary) -> None:
         for notice in s.notices:
             times = f" ({notice['count']} rows)" if notice["count"] > 1 else ""
             out.print(f"note: {s.name}: {notice['message']}{times}", markup=False, highlight=False)
+    if summary.reconcile:
+        counts = summary.reconcile["counts"]
+        out.print(f"reconciled: {counts['conversions']:,} conversions, {counts['reconcile_conflicts']:,} conflicts, "
+                  f"{counts['timeline_violations']:,} timeline violations, {counts['identity_links']:,} identity "
+                  "links (crmsync conversions / crmsync history DEAL)", markup=False, highlight=False)
     if totals["quarantined"]:
         out.print(f"{totals['quarantined']:,} row(s) quarantined: see the quarantine table "
                   f"(sqlite3 {summary.warehouse} 'select * from quarantine where run_id={summary.run_id}')",

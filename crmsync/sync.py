@@ -68,6 +68,8 @@ class RunSummary:
     warehouse: str
     entities: list[EntityCounts]
     sources: list[SourceOutcome]
+    #: The reconciliation that followed the sync (``run_sync(..., reconcile=True)``), as a dict.
+    reconcile: dict[str, Any] | None = None
 
     def totals(self) -> dict[str, int]:
         return {name: sum(getattr(e, name) for e in self.entities) for name in COUNT_NAMES}
@@ -82,6 +84,7 @@ class RunSummary:
             "totals": self.totals(),
             "entities": [asdict(e) for e in self.entities],
             "sources": [asdict(s) for s in self.sources],
+            "reconcile": self.reconcile,
         }
 
 
@@ -164,12 +167,14 @@ def run_sync(
     only: Sequence[str] | None = None,
     progress: ProgressCallback | None = None,
     command: str = "sync",
+    reconcile: bool = False,
 ) -> RunSummary:
     """Read every enabled source (or those named in ``only``) into the warehouse.
 
     Errors of one source are recorded and the others still run; the summary's
     ``status`` is ``failed`` if any source failed. A ``KeyboardInterrupt``
-    marks the run ``interrupted`` and propagates.
+    marks the run ``interrupted`` and propagates. ``reconcile=True`` rebuilds the
+    reconciliation tables afterwards (as its own run) when every source succeeded.
     """
     names = list(only) if only else [n for n, s in config.sources.items() if s.enabled]
     unknown = [n for n in names if n not in config.sources]
@@ -215,6 +220,10 @@ def run_sync(
         )
         errors = "; ".join(f"{o.name}: {o.error}" for o in outcomes if o.error) or None
         wh.finish_run(run_id, status, summary=summary.to_dict(), error=errors)
+    if reconcile and status == "succeeded":
+        from crmsync.reconcile import run_reconcile  # reconcile builds on sync, not the other way round
+
+        summary.reconcile = run_reconcile(config).to_dict()
     return summary
 
 

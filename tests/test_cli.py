@@ -57,8 +57,10 @@ def test_status_after_two_syncs_shows_both_runs_and_table_counts(example):
     result = invoke("status", "--config", str(example), "--json")
     assert result.exit_code == 0
     report = json.loads(result.stdout)
-    assert [r["status"] for r in report["runs"]] == ["succeeded", "succeeded"]
-    second = report["runs"][0]["counts"]
+    syncs = [r for r in report["runs"] if r["command"] == "sync"]
+    assert [r["status"] for r in syncs] == ["succeeded", "succeeded"]
+    assert [r["command"] for r in report["runs"]] == ["reconcile", "sync", "reconcile", "sync"]  # sync reconciles
+    second = syncs[0]["counts"]
     assert sum(c["unchanged"] for c in second) == sum(c["read"] - c["quarantined"] for c in second)
     assert report["tables"]["deals"]["rows"] > 0
 
@@ -136,7 +138,7 @@ def test_second_sync_while_one_holds_the_warehouse_exits_5(example):
 
 
 def test_every_command_has_help_with_an_example():
-    commands = ["sync", "status", "init", "reconcile", "audit"]
+    commands = ["sync", "status", "init", "reconcile", "audit", "conversions", "history"]
     for name in commands:
         result = invoke(name, "--help")
         assert result.exit_code == 0
@@ -183,3 +185,20 @@ def test_audit_fail_on_error_sets_the_documented_exit_code(example):
     assert "error" not in fired and passing.exit_code == 0
     failing = invoke("audit", "--config", str(example), "--format", "json", "--fail-on", "warning")
     assert "warning" in fired and failing.exit_code == 7
+
+
+def test_sync_reconciles_by_default_and_conversions_and_history_read_the_result(example):
+    summary = json.loads(invoke("sync", "--config", str(example), "--source", "examples", "--json").stdout)
+    assert summary["reconcile"]["by_kind"]["conversions"]["explicit"] == 4
+    rows = json.loads(invoke("conversions", "--config", str(example), "--method", "explicit", "--json").stdout)
+    # examples/leads.xlsx: L-1 -> 2, L-2 -> 6, L-5 -> 9, L-9 -> 14 (Converted deal ID column and deals' Lead ID).
+    assert sorted((r["lead_id"], r["deal_id"]) for r in rows) == [("L-1", "2"), ("L-2", "6"), ("L-5", "9"),
+                                                                  ("L-9", "14")]
+    history = json.loads(invoke("history", "2", "--config", str(example), "--json").stdout)
+    assert [e["evidence"] for e in history["events"]] == ["milestone", "observed"]
+    assert history["events"][1]["new_value"] == "Sales/Prospecting"
+    missing = invoke("history", "404", "--config", str(example))
+    assert missing.exit_code == 2 and "deal '404' not found" in missing.stderr
+    skipped = json.loads(invoke("sync", "--config", str(example), "--source", "examples", "--json",
+                                "--no-reconcile").stdout)
+    assert skipped["reconcile"] is None

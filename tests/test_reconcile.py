@@ -114,17 +114,28 @@ def test_inferred_link_needs_same_person_and_window_and_carries_confidence_and_r
                                       "deal created 10 days after the lead"]
 
 
-def test_inferred_links_respect_the_configured_threshold_and_never_override_explicit_ones(tmp_path):
-    records = [
-        lead(1, person_id="P1", title="x"), deal(1, person_id="P1", title="completely different", add_time=t(3)),
-        lead(2, person_id="P2", converted_deal_id="D2"), deal(2, person_id="P2", add_time=t(3)),
-        deal(3, person_id="P2", title="Lead 2", add_time=t(4)),
-    ]
+def test_inferred_links_respect_the_configured_threshold(tmp_path):
+    records = [lead(1, person_id="P1", title="x"), deal(1, person_id="P1", title="completely different",
+                                                            add_time=t(3))]
+    # same person 0.5 + title similarity ~0: below 0.6, above 0.5.
     _, db = load(tmp_path, records, min_confidence=0.6)
-    # L1: same person 0.5 + title similarity ~0 < 0.6 -> no link; L2 keeps only its explicit link.
-    assert db.execute("select lead_id, deal_id, method from conversions").fetchall() == [("L2", "D2", "explicit")]
+    assert db.execute("select count(*) from conversions").fetchone() == (0,)
     _, db = load(tmp_path, [], min_confidence=0.5)
-    assert ("L1", "D1", "inferred") in db.execute("select lead_id, deal_id, method from conversions").fetchall()
+    assert db.execute("select lead_id, deal_id, method from conversions").fetchall() == [("L1", "D1", "inferred")]
+
+
+def test_no_inference_in_a_source_that_records_conversions_itself(tmp_path):
+    records = [
+        lead(2, person_id="P2", converted_deal_id="D2"), deal(2, person_id="P2", add_time=t(3)),
+        lead(3, person_id="P3", title="Solar"), deal(3, person_id="P3", title="Solar", add_time=t(4)),
+        Lead(source="sheet", source_id="L7", title="Solar", person_id="P7", add_time=t(1)),
+        Deal(source="sheet", source_id="D7", title="Solar", person_id="P7", add_time=t(4)),
+    ]
+    _, db = load(tmp_path, records)
+    # "crm" records conversions (L2 -> D2), so L3 was not converted however alike D3 looks; "sheet" records
+    # none, so its look-alike pair is inferred (0.5 person + 0.15 title = 0.65).
+    assert db.execute("select lead_source, lead_id, deal_id, method from conversions order by 1, 2").fetchall() == [
+        ("crm", "L2", "D2", "explicit"), ("sheet", "L7", "D7", "inferred")]
 
 
 # ------------------------------------------------------------------ timelines

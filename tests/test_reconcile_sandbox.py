@@ -204,9 +204,7 @@ def test_inferred_links_never_contradict_the_truths_explicit_conversions(run):
     assert run["summary"].counts["reconcile_conflicts"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="reconcile infers conversions for leads Pipedrive still holds unconverted: "
-                   "same person + similar value/title within the window (3 here, confidence 0.61-0.64), although "
-                   "every Pipedrive conversion is explicit (source_lead_id) and the truth has none of them")
 def test_no_conversion_is_inferred_for_a_lead_the_source_still_holds_unconverted(run):
+    """Pipedrive records every conversion (source_lead_id), so a lead without one was not converted."""
     live = {x["id"] for x in run["truth2"]["leads"] if not x["is_deleted"]}
     assert [c["lead_id"] for c in run["after2"]["conversions"] if c["lead_id"] in live] == []

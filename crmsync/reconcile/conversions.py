@@ -138,27 +138,39 @@ def find_conversions(conn: sqlite3.Connection, settings: InferenceSettings) -> t
 
 def _infer(leads: dict, deals: dict, taken_leads: set, taken_deals: set,
            settings: InferenceSettings) -> list[Link]:
-    """Candidate deals for leads without explicit links: same person/org, after the lead, similar title/value."""
+    """Candidate deals for leads without explicit links: same person/org, after the lead, similar title/value.
+
+    Only for sources that record no conversion at all: where a source does record them (Pipedrive's
+    ``source_lead_id``, a converted-deal id column), a lead without one was not converted, and a guess
+    could only be a false positive. Candidates come from blocks by person and organization, never
+    all pairs; organization-only candidates are skipped when they cannot reach ``min_confidence``.
+    """
+    explicit_sources = {key[0] for key in taken_leads}
     by_person: dict[tuple[str, str], list] = defaultdict(list)
     by_org: dict[tuple[str, str], list] = defaultdict(list)
+    deal_times: dict[tuple[str, str], datetime | None] = {}
     for key, d in deals.items():
-        if key in taken_deals:
+        if key in taken_deals or key[0] in explicit_sources:
             continue
+        deal_times[key] = _when(d[3])
         if d[4]:
             by_person[(key[0], d[4])].append(key)
         if d[5]:
             by_org[(key[0], d[5])].append(key)
+    org_only_can_pass = settings.min_confidence <= _ORG_ONLY_MAX
     window = timedelta(days=settings.window_days)
     out = []
     for key, lead in leads.items():
-        if key in taken_leads or lead[2] in ("unqualified", "archived"):
+        if key in taken_leads or key[0] in explicit_sources or lead[2] in ("unqualified", "archived"):
             continue
         lead_at = _when(lead[5])
-        candidates = set(by_person.get((key[0], lead[6]), [])) | set(by_org.get((key[0], lead[7]), []))
+        candidates = set(by_person.get((key[0], lead[6]), []))
+        if org_only_can_pass:
+            candidates |= set(by_org.get((key[0], lead[7]), []))
         best: tuple[float, list[str], tuple] | None = None
         for deal_key in candidates:
             d = deals[deal_key]
-            deal_at = _when(d[3])
+            deal_at = deal_times[deal_key]
             if lead_at and deal_at and not (lead_at <= deal_at <= lead_at + window):
                 continue
             score, reasons = 0.0, []
@@ -182,6 +194,10 @@ def _infer(leads: dict, deals: dict, taken_leads: set, taken_deals: set,
         if best and best[0] >= settings.min_confidence:
             out.append(Link(key, best[2], deals[best[2]][3], "inferred", round(best[0], 3), best[1]))
     return out
+
+
+#: The best score a candidate sharing only the organization can reach: org 0.25 + title 0.15 + value 0.1.
+_ORG_ONLY_MAX = 0.5
 
 
 def _close(a: str, b: str) -> bool:

@@ -5,7 +5,7 @@ costs a row in ``identity_links``, not lost data. Persons match on normalized
 email (score 1.0) and E.164 phone (0.9); organizations on normalized name
 (case, accents, punctuation and legal suffixes such as S.A., S.L., S.A. de
 C.V., Inc., Ltd., GmbH removed: 1.0), web domain (1.0), and fuzzy name
-similarity (rapidfuzz, within blocks of the same leading letters, score =
+similarity (rapidfuzz, within blocks of names sharing their rarest word, score =
 similarity).
 
 Example::
@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import unicodedata
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 
 from rapidfuzz import fuzz
@@ -43,6 +43,7 @@ _SUFFIX_RE = re.compile(
 )
 _NON_WORD = re.compile(r"[^\w]+")
 FUZZY_THRESHOLD = 90.0
+MAX_FUZZY_BLOCK = 500
 
 
 def normalize_org_name(name: str) -> str:
@@ -106,11 +107,19 @@ def organization_links(conn: sqlite3.Connection) -> Iterator[tuple]:
             for a, b in _pairs(keys):
                 seen.add((a, b))
                 yield ("organization", *a, *b, f"{reason}:{value}", 1.0)
-    # Fuzzy names, compared only within blocks sharing their first three characters.
+    # Fuzzy names, compared only within blocks of names sharing one of their two rarest words:
+    # "acme industries" and "acme industriess" meet in "acme" (a typo in one word is still found);
+    # "compania 1234" and "compania 1243" would only meet in "compania", a word so common that its
+    # block is skipped. (Blocking on a 3-letter prefix made one block of every "Compañía …": quadratic.)
+    tokens = {normal: set(normal.split()) for normal in by_name}
+    frequency = Counter(t for words in tokens.values() for t in words)
     blocks: dict[str, list[str]] = defaultdict(list)
-    for normal in by_name:
-        blocks[normal[:3]].append(normal)
+    for normal, words in tokens.items():
+        for word in sorted(words, key=lambda t: (frequency[t], t))[:2]:
+            blocks[word].append(normal)
     for candidates in blocks.values():
+        if len(candidates) > MAX_FUZZY_BLOCK:
+            continue  # a word shared by this many names says nothing; exact name/domain links still apply
         for i, left in enumerate(candidates):
             for right in candidates[i + 1 :]:
                 score = fuzz.token_sort_ratio(left, right)
