@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -132,12 +133,7 @@ def status(
 
     Example:  crmsync status --config config.example.toml --runs 3
     """
-    try:
-        cfg = load_config(find_config(config))
-        with Warehouse.open(cfg.warehouse.path, write=False) as wh:
-            report = wh.status(last=runs)
-    except Exception as exc:
-        raise fail(exc, debug) from None
+    report = _read(config, debug, lambda wh: wh.status(last=runs))
     if as_json:
         print(json.dumps(report, indent=2))
         return
@@ -185,13 +181,8 @@ def conversions(
 
     Example:  crmsync conversions --method inferred --min-confidence 0.8
     """
-    try:
-        cfg = load_config(find_config(config))
-        with Warehouse.open(cfg.warehouse.path, write=False) as wh:
-            rows = list_conversions(wh.conn, method=method, min_confidence=min_confidence, source=source,
-                                    limit=limit)
-    except Exception as exc:
-        raise fail(exc, debug) from None
+    rows = _read(config, debug, lambda wh: list_conversions(wh.conn, method=method, min_confidence=min_confidence,
+                                                            source=source, limit=limit))
     if as_json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -217,12 +208,7 @@ def history(
 
     Example:  crmsync history 42 --source pipedrive_sandbox
     """
-    try:
-        cfg = load_config(find_config(config))
-        with Warehouse.open(cfg.warehouse.path, write=False) as wh:
-            report = deal_history(wh.conn, deal, source)
-    except Exception as exc:
-        raise fail(exc, debug) from None
+    report = _read(config, debug, lambda wh: deal_history(wh.conn, deal, source))
     if as_json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return
@@ -261,6 +247,16 @@ def init(
 
 app.command("audit")(audit_command)
 app.add_typer(sandbox_app, name="sandbox")
+
+
+def _read(config: Path | None, debug: bool, query: Callable[[Warehouse], Any]) -> Any:
+    """Run a read-only ``query`` on the configured warehouse; failures become one line and an exit code."""
+    try:
+        cfg = load_config(find_config(config))
+        with Warehouse.open(cfg.warehouse.path, write=False) as wh:
+            return query(wh)
+    except Exception as exc:
+        raise fail(exc, debug) from None
 
 
 class _Progress:
