@@ -550,13 +550,7 @@ def _csv_rows(table: Table, reader: Any, source: _CsvSource) -> Iterator[SheetRo
             else:
                 table.blank_rows += 1
                 continue
-            values: dict[str, object] = dict(zip(headers, cells, strict=False))
-            n = len(cells)
-            extra: tuple[object, ...] = ()
-            if n < width:
-                values.update(zip(headers[n:], repeat(None)))
-            elif n > width:
-                extra = _non_empty(cells[width:])
+            values, extra = _align(headers, width, cells)
             row = _new_row(SheetRow)
             _set_file(row, path)
             _set_sheet(row, None)
@@ -638,6 +632,17 @@ def _xlsx_input_error(table: Table, exc: Exception) -> InputError:
     )
 
 
+def _align(headers: list[str], width: int, cells: Any) -> tuple[dict[str, object], tuple[object, ...]]:
+    """Cells -> {header: value}; a short row is padded with None, cells past the header go to ``extra``."""
+    values: dict[str, object] = dict(zip(headers, cells, strict=False))
+    n = len(cells)
+    if n < width:
+        values.update(zip(headers[n:], repeat(None)))
+    elif n > width:
+        return values, _non_empty(cells[width:])
+    return values, ()
+
+
 def _xlsx_rows(table: Table, rows: Iterator[tuple[int, Any]]) -> Iterator[SheetRow]:
     path, sheet, headers = table.path, table.sheet, table.headers
     width = len(headers)
@@ -646,13 +651,7 @@ def _xlsx_rows(table: Table, rows: Iterator[tuple[int, Any]]) -> Iterator[SheetR
             if _is_blank(cells):
                 table.blank_rows += 1
                 continue
-            values: dict[str, object] = dict(zip(headers, cells, strict=False))
-            n = len(cells)
-            extra: tuple[object, ...] = ()
-            if n < width:
-                values.update(zip(headers[n:], repeat(None)))
-            elif n > width:
-                extra = _non_empty(cells[width:])
+            values, extra = _align(headers, width, cells)
             yield SheetRow(path, sheet, line, values, extra)
     except _XLSX_READ_ERRORS as exc:
         raise _xlsx_input_error(table, exc) from None
