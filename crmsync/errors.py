@@ -72,3 +72,22 @@ class BudgetExhausted(CrmsyncError):
     """A configured request/token budget stopped the run cleanly; re-run later to resume."""
 
     exit_code = 6
+
+
+class WriteRejected(RemoteError):
+    """A target CRM refused one write (bad value, permission): recorded as a rejected row; the run goes on.
+
+    ``api_error`` is the API's own message, kept for the rejected-rows table.
+    """
+
+    def __init__(self, message: str, status: int | None = None, api_error: str = ""):
+        super().__init__(message)
+        self.status = status
+        self.api_error = api_error or message
+
+
+class WriteOutcomeUnknown(RemoteError):
+    """A create may or may not have happened (timeout or server error after the body was sent).
+
+    Never retried blindly: the push intent lets the next run find the object by its crmsync key.
+    """

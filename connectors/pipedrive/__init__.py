@@ -144,6 +144,17 @@ class PipedriveSource(Source):
         """What the next run of this source will spend (see :func:`estimate`); a hook for ``--estimate``."""
         return estimate(cls.parse_options(source), context.cursors, context.stored)
 
+    @classmethod
+    def open_target(cls, source: SourceConfig, context: SourceContext):
+        """This company as a push/migrate target (see :mod:`.target`)."""
+        from .target import PipedriveTarget
+
+        options = cls.parse_options(source)
+        if options.sandbox is not None:
+            raise ConfigError(f"sources.{source.name}: a sandbox started per run cannot be a push target (it is gone "
+                              "after the run); start one with `crmsync sandbox serve` and give its base_url/api_token")
+        return PipedriveTarget(cls(source.name, options, context).make_client())
+
     # -- plumbing ------------------------------------------------------------------------------
     def make_client(self, base_url: str | None = None, token: str | None = None) -> PipedriveClient:
         o = self.options

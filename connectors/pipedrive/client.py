@@ -36,7 +36,7 @@ from typing import Any
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
-from crmsync.errors import AuthError, BudgetExhausted, ConfigError, RemoteError
+from crmsync.errors import AuthError, BudgetExhausted, ConfigError, RemoteError, WriteOutcomeUnknown, WriteRejected
 
 #: x-token-cost per (API family, path pattern), copied from the official OpenAPI specs
 #: (shared/specs/pipedrive; pipedrive-api.md §10). Unknown endpoints are charged 20.
@@ -62,9 +62,23 @@ COSTS: dict[tuple[str, str], int] = {
     ("v1", "/deals/{id}/flow"): 40,
     ("v1", "/deals/{id}/changelog"): 20,
 }
+#: x-token-cost of writes per (method, API family, path pattern), from the same specs.
+WRITE_COSTS: dict[tuple[str, str, str], int] = {
+    **{("POST", "v2", f"/{e}"): 5 for e in ("deals", "persons", "organizations", "pipelines", "stages")},
+    **{("PATCH", "v2", f"/{e}/{{id}}"): 5 for e in ("deals", "persons", "organizations", "pipelines", "stages")},
+    **{("DELETE", "v2", f"/{e}/{{id}}"): 3 for e in ("deals", "persons", "organizations", "pipelines", "stages")},
+    **{("POST", "v2", f"/{e}Fields"): 5 for e in ("deal", "person", "organization")},
+    **{("DELETE", "v2", f"/{e}Fields/{{id}}"): 3 for e in ("deal", "person", "organization")},
+    ("POST", "v1", "/leads"): 10,
+    ("PATCH", "v1", "/leads/{id}"): 10,
+    ("DELETE", "v1", "/leads/{id}"): 6,
+    ("POST", "v1", "/notes"): 10,
+    ("PUT", "v1", "/notes/{id}"): 10,
+    ("DELETE", "v1", "/notes/{id}"): 6,
+}
 DEFAULT_COST = 20
 USER_AGENT = "crmsync-pipedrive/0.1"
-_ID_SEGMENT = re.compile(r"/(\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?=/|$)")
+_ID_SEGMENT = re.compile(r"/(\d+|[0-9a-f]{40}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?=/|$)")
 
 
 def endpoint_pattern(path: str) -> str:
@@ -72,12 +86,18 @@ def endpoint_pattern(path: str) -> str:
     return _ID_SEGMENT.sub("/{id}", path)
 
 
-def cost_of(family: str, path: str) -> int:
+def cost_of(family: str, path: str, method: str = "GET") -> int:
+    if method != "GET":
+        return WRITE_COSTS.get((method, family, endpoint_pattern(path)), DEFAULT_COST)
     return COSTS.get((family, endpoint_pattern(path)), DEFAULT_COST)
 
 
 class NotFound(RemoteError):
     """The API answered 404 for one object (e.g. a deal purged since it was listed)."""
+
+
+Rejected = WriteRejected
+OutcomeUnknown = WriteOutcomeUnknown
 
 
 class _Retry(Exception):
@@ -114,7 +134,7 @@ def normalize_base_url(base_url: str) -> str:
 
 
 class PipedriveClient:
-    """GET-only Pipedrive client (a sync only reads). Not thread-safe; one per run."""
+    """Pipedrive client: ``get`` for syncs, ``send`` for pushes. Not thread-safe; one per run."""
 
     def __init__(
         self,
@@ -156,8 +176,22 @@ class PipedriveClient:
 
     def get(self, family: str, path: str, params: dict[str, Any] | None = None, *, expect_list: bool = True) -> dict:
         """One GET, retried; returns the parsed envelope (``success`` checked, ``data`` a list if expected)."""
-        label = f"GET /api/{family}{endpoint_pattern(path)}"
-        cost = cost_of(family, path)
+        return self._call("GET", family, path, params, None, expect_list)
+
+    def send(self, method: str, family: str, path: str, body: dict[str, Any] | None = None) -> dict:
+        """One write (POST/PATCH/PUT/DELETE); returns the envelope.
+
+        Retries what is safe to retry: 429s (refused before processing), connections that never
+        opened, and — for PATCH/PUT/DELETE, which are idempotent — 5xx and timeouts. A POST that
+        may have been processed raises :class:`OutcomeUnknown` instead of risking a duplicate.
+        Refusals (400/403/409/422) raise :class:`Rejected` with the API's message.
+        """
+        return self._call(method, family, path, None, body, False)
+
+    def _call(self, method: str, family: str, path: str, params: dict[str, Any] | None,
+              json_body: dict[str, Any] | None, expect_list: bool) -> dict:
+        label = f"{method} /api/{family}{endpoint_pattern(path)}"
+        cost = cost_of(family, path, method)
         if self.token_budget is not None and self.usage.tokens + cost > self.token_budget:
             raise BudgetExhausted(
                 f"{self.where}: token budget of {self.token_budget} reached after {self.usage.tokens} tokens "
@@ -175,7 +209,10 @@ class PipedriveClient:
         try:
             for attempt in retrying:
                 with attempt:
-                    body = self._once(family, path, params, label, expect_list)
+                    body = self._once(method, family, path, params, json_body, label, expect_list)
+        except (Rejected, NotFound, OutcomeUnknown):
+            self.usage.add(label, cost)  # answered (or maybe processed): the tokens are spent
+            raise
         except _Retry as exc:
             raise RemoteError(self._scrub(f"{label}: {exc} (gave up after {self.max_attempts} attempts; "
                                           "re-run later — committed data and cursors are kept)")) from None
@@ -236,12 +273,20 @@ class PipedriveClient:
                 continue
         return None
 
-    def _once(self, family: str, path: str, params: dict | None, label: str, expect_list: bool) -> dict:
+    def _once(self, method: str, family: str, path: str, params: dict | None, json_body: dict | None,
+              label: str, expect_list: bool) -> dict:
         self._pace()
+        creating = method == "POST"
         try:
-            r = self.session.get(self.url(family, path), params=params, timeout=self.timeout)
+            r = self.session.request(method, self.url(family, path), params=params, json=json_body,
+                                     timeout=self.timeout)
+        except requests.exceptions.ConnectTimeout:
+            raise _Retry("connection failed (ConnectTimeout)") from None
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError) as exc:
+            if creating and not _never_sent(exc):
+                raise OutcomeUnknown(f"{label}: no complete answer ({type(exc).__name__}); the object may exist "
+                                     "now — the next run looks it up by its crmsync key before creating") from None
             raise _Retry(f"connection failed ({type(exc).__name__})") from None
         except requests.RequestException as exc:  # invalid URL and the like: not worth retrying
             raise RemoteError(self._scrub(f"{label}: request failed ({type(exc).__name__})")) from None
@@ -258,12 +303,18 @@ class PipedriveClient:
                     f"{label}: Pipedrive's daily token budget is exhausted ({message or 'HTTP 429'}); "
                     "re-run after it resets — committed data and cursors are kept"))
             raise _Retry(f"rate limited (HTTP 429: {message or 'no message'})", wait=wait)
+        if status >= 500 and creating:
+            raise OutcomeUnknown(f"{label}: HTTP {status} after the body was sent; the object may exist now — "
+                                 "the next run looks it up by its crmsync key before creating")
         if status >= 500:
             raise _Retry(f"server error HTTP {status}", wait=self._server_wait(r.headers) if status == 503 else None)
         if status == 403 and "html" in r.headers.get("Content-Type", ""):
             raise RemoteError(f"{label}: HTTP 403 from Pipedrive's CDN (too many requests); wait before re-running")
         if status == 404:
             raise NotFound(self._scrub(f"{label}: not found (HTTP 404: {_error_text(r)})"))
+        if method != "GET" and status in (400, 403, 405, 409, 422):
+            text = self._scrub(_error_text(r) or r.reason)
+            raise Rejected(f"{label}: HTTP {status}: {text}", status, text)
         if status >= 400:
             raise RemoteError(self._scrub(f"{label}: HTTP {status}: {_error_text(r) or r.reason}"))
         try:
@@ -284,6 +335,12 @@ class PipedriveClient:
             elif not isinstance(data, list):
                 raise _Retry("list answered a non-list data")
         return body
+
+
+def _never_sent(exc: Exception) -> bool:
+    """True when the connection failed before any byte of the request left (safe to retry a POST)."""
+    text = repr(exc)
+    return any(s in text for s in ("NewConnectionError", "Connection refused", "Name or service not known"))
 
 
 def _error_text(r: requests.Response) -> str:

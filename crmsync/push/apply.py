@@ -1,0 +1,171 @@
+"""Carrying out a plan: one request per changed record, each bracketed by ledger commits.
+
+Why this shape: a push must be safe to kill and to repeat. Before a create, an intent is
+committed; before an update or delete, the pre-image. After the answer, the outcome (ID map,
+target ``update_time``) is committed. A run killed between the two finds, on the next run, a
+pending intent and looks the record up by its crmsync key in the refreshed target copy before
+creating anything — so re-runs never duplicate, and rollback always knows what to restore.
+
+Example::
+
+    >>> executor = Executor(wh, ledger, target_api, settings, run_id)   # doctest: +SKIP
+    >>> executor.apply(items)                                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from crmsync.errors import WriteOutcomeUnknown, WriteRejected
+from crmsync.warehouse import Warehouse
+
+from .ledger import Ledger
+from .plan import Item, PushSettings, Ref, plain
+from .target import Target
+
+
+class Executor:
+    """Applies :class:`Item` lists in order; counts outcomes; stops on errors that are not per-record."""
+
+    def __init__(self, wh: Warehouse, ledger: Ledger, target: Target, settings: PushSettings, run_id: int,
+                 progress: Callable[[str, int], None] | None = None):
+        self.wh, self.ledger, self.target, self.s, self.run_id = wh, ledger, target, settings, run_id
+        self.progress = progress
+        self.outcomes: Counter[tuple[str, str]] = Counter()
+        self.notices: Counter[str] = Counter()
+        self.problems: list[dict[str, Any]] = []
+
+    def apply(self, items: list[Item]) -> None:
+        for n, item in enumerate(items, 1):
+            if item.action in ("create", "update", "delete"):
+                getattr(self, "_" + item.action)(item)
+            else:
+                self._bookkeep(item)
+                self.outcomes[(item.entity, item.action)] += 1
+            if self.progress and n % 50 == 0:
+                self.progress(item.entity, n)
+
+    # -- actions -------------------------------------------------------------------------------
+    def _bookkeep(self, item: Item) -> None:
+        """Skips and conflicts send nothing, but a newly matched or recovered record joins the ID map."""
+        with self.wh.transaction():
+            if item.action == "conflict":
+                self.ledger.log(self.run_id, self.s.target, item.entity, self.s.origin, item.origin_id,
+                                item.target_id, "update", None, plain(item.values), "conflict", item.reason)
+                self.problems.append({"entity": item.entity, "origin_id": item.origin_id, "target_id": item.target_id,
+                                      "status": "conflict", "reason": item.reason, "changes": item.changes})
+            if item.target_id and not self.s.same:
+                self._adopt(item, item.seen)
+
+    def _adopt(self, item: Item, update_time: str | None) -> None:
+        if item.intent is not None:  # recovered: the interrupted run created it, and keeps owning it
+            self.ledger.map(item.intent["run_id"], self.s.target, item.entity, self.s.origin, item.origin_id,
+                            item.target_id, "create", update_time, item.fingerprint)
+            self.ledger.resolve_intent(item.intent["id"], "recovered", item.target_id)
+            self.notices[f"{item.entity}: recovered after an interrupted run (found by its crmsync key)"] += 1
+        else:
+            self.ledger.map(self.run_id, self.s.target, item.entity, self.s.origin, item.origin_id, item.target_id,
+                            "match", update_time, item.fingerprint)
+
+    def _create(self, item: Item) -> None:
+        values = self._resolve(item)
+        with self.wh.transaction():
+            if item.intent is not None:
+                self.ledger.resolve_intent(item.intent["id"], "absent")
+            intent = self.ledger.intend(self.run_id, self.s.target, item.entity, self.s.origin, item.origin_id,
+                                        item.key or "", item.fingerprint)
+            log = self.ledger.log(self.run_id, self.s.target, item.entity, self.s.origin, item.origin_id, None,
+                                  "create", None, plain(values), "pending")
+        try:
+            written = self.target.create(item.entity, values)
+        except WriteRejected as exc:
+            with self.wh.transaction():
+                self.ledger.resolve_intent(intent, "rejected")
+                self.ledger.finish_log(log, "rejected", error=exc.api_error)
+            self._problem(item, "rejected", exc.api_error)
+            return
+        except WriteOutcomeUnknown as exc:
+            with self.wh.transaction():
+                self.ledger.finish_log(log, "unknown", error=str(exc))
+            self._problem(item, "unknown", str(exc))
+            return
+        except BaseException:
+            with self.wh.transaction():
+                self.ledger.finish_log(log, "unknown", error="interrupted or failed mid-request")
+            raise
+        with self.wh.transaction():
+            self.ledger.map(self.run_id, self.s.target, item.entity, self.s.origin, item.origin_id,
+                            written.target_id, "create", written.update_time, item.fingerprint)
+            self.ledger.resolve_intent(intent, "done", written.target_id)
+            self.ledger.finish_log(log, "done", target_id=written.target_id, update_time=written.update_time)
+        self.outcomes[(item.entity, "create")] += 1
+
+    def _update(self, item: Item) -> None:
+        values = self._resolve(item)
+        if not values:
+            self.outcomes[(item.entity, "skip")] += 1
+            return
+        before = {k: item.changes[k][0] for k in values if k in item.changes}
+        with self.wh.transaction():
+            log = self.ledger.log(self.run_id, self.s.target, item.entity, self.s.origin, item.origin_id,
+                                  item.target_id, "update", before, plain(values), "pending",
+                                  update_time=item.seen)
+            if not self.s.same:
+                self._adopt(item, item.seen)
+        assert item.target_id is not None
+        try:
+            written = self.target.update(item.entity, item.target_id, values)
+        except WriteRejected as exc:
+            with self.wh.transaction():
+                self.ledger.finish_log(log, "rejected", error=exc.api_error, update_time=item.seen)
+            self._problem(item, "rejected", exc.api_error)
+            return
+        except BaseException:
+            with self.wh.transaction():
+                self.ledger.finish_log(log, "unknown", error="interrupted or failed mid-request", update_time=item.seen)
+            raise
+        with self.wh.transaction():
+            self.ledger.finish_log(log, "done", update_time=written.update_time)
+            if not self.s.same:
+                self.ledger.touch(self.s.target, item.entity, self.s.origin, item.origin_id, written.update_time)
+        self.outcomes[(item.entity, "update")] += 1
+
+    def _delete(self, item: Item) -> None:
+        assert item.target_id is not None
+        with self.wh.transaction():
+            log = self.ledger.log(self.run_id, self.s.target, item.entity, self.s.origin, item.origin_id,
+                                  item.target_id, "delete", plain(item.values), None, "pending", update_time=item.seen)
+        try:
+            self.target.delete(item.entity, item.target_id)
+        except WriteRejected as exc:
+            with self.wh.transaction():
+                self.ledger.finish_log(log, "rejected", error=exc.api_error)
+            self._problem(item, "rejected", exc.api_error)
+            return
+        with self.wh.transaction():
+            self.ledger.finish_log(log, "done")
+            self.ledger.unmap(self.s.target, item.entity, item.target_id)
+        self.outcomes[(item.entity, "delete")] += 1
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _resolve(self, item: Item) -> dict[str, Any]:
+        """Refs -> target ids; a ref whose record is not in the target is dropped (and said)."""
+        out = {}
+        for name, value in item.values.items():
+            if isinstance(value, Ref):
+                tid = value.origin_id if self.s.same else self.ledger.target_id(
+                    self.s.target, value.entity, self.s.origin, value.origin_id)
+                if tid is None:
+                    self.notices[f"{item.entity}.{name}: the {value.entity} it points to is not in the target "
+                                 "(not migrated, rejected or out of the sample); left empty"] += 1
+                    continue
+                value = tid
+            out[name] = value
+        return out
+
+    def _problem(self, item: Item, status: str, error: str) -> None:
+        self.outcomes[(item.entity, status)] += 1
+        self.problems.append({"entity": item.entity, "origin_id": item.origin_id, "target_id": item.target_id,
+                              "status": status, "reason": error})

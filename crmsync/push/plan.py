@@ -1,0 +1,512 @@
+"""Deciding what a push would do: desired values, matching, field-level diffs, conflicts.
+
+Why a plan first: users trust a tool with their production CRM only when it says exactly what it
+will do before doing it (creates / updates / deletes / skips / conflicts per entity, the changed
+fields, the requests and tokens). The plan is computed from the warehouse alone — the origin's
+records and the target's records as last read — so it spends no API request.
+
+Values are canonical field names, flattened: ``custom.<field name>`` for custom fields. References
+to other records stay symbolic (:class:`Ref`) until the apply step resolves them through the ID
+map, because in a migration the referenced person is created a moment before the deal.
+
+Example::
+
+    >>> settings = PushSettings(origin="pd_a", target="pd_b")          # doctest: +SKIP
+    >>> items = Planner(conn, settings, ledger).plan("person")          # doctest: +SKIP
+    >>> items[0].action, items[0].changes                               # doctest: +SKIP
+    ('update', {'emails': [['ANA@X.COM'], ['ana@x.com']]})
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from crmsync.errors import ConfigError
+from crmsync.model import Record
+from crmsync.reconcile.identity import normalize_domain, normalize_org_name
+from crmsync.view import StoredRecords
+
+from .ledger import Ledger
+
+#: Push order: parents before the records that point at them.
+ORDER = ("pipeline", "stage", "organization", "person", "lead", "deal")
+MODES = ("insert", "update", "upsert", "enrich", "mirror")
+MATCH_KEYS = ("key", "email", "name", "domain", "fingerprint")
+DEFAULT_MATCH: dict[str, tuple[str, ...]] = {
+    "pipeline": ("name",),
+    "stage": ("name",),
+    "organization": ("key", "name", "domain"),
+    "person": ("key", "email"),
+    "lead": ("fingerprint",),
+    "deal": ("key", "fingerprint"),
+}
+#: Canonical fields pushed per entity (besides ``custom.*``).
+FIELDS: dict[str, tuple[str, ...]] = {
+    "pipeline": ("name",),
+    "stage": ("name", "pipeline_id", "probability", "rotten_days"),
+    "organization": ("name", "address", "domain", "owner_id"),
+    "person": ("name", "emails", "phones", "org_id", "owner_id"),
+    "lead": ("title", "person_id", "org_id", "owner_id", "value", "currency", "expected_close_date"),
+    "deal": ("title", "value", "currency", "status", "pipeline_id", "stage_id", "person_id", "org_id", "owner_id",
+             "expected_close_date", "won_time", "lost_time", "lost_reason"),
+}
+REFS = {"pipeline_id": "pipeline", "stage_id": "stage", "org_id": "organization", "person_id": "person",
+        "owner_id": "user"}
+_SPACES = re.compile(r"\s{2,}")
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A reference to another origin record, resolved to the target's id at apply time."""
+
+    entity: str
+    origin_id: str
+
+
+@dataclass
+class PushSettings:
+    """What to push where and how. ``origin == target`` writes a CRM's own records back (normalized)."""
+
+    origin: str
+    target: str
+    entities: tuple[str, ...] = ORDER
+    modes: dict[str, str] = field(default_factory=dict)
+    match: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    normalize: bool = False
+    force: bool = False
+    #: Only these origin ids per entity (``--sample``); ``None`` = everything.
+    scope: dict[str, set[str]] | None = None
+    #: ``{"Origin pipeline": "Target pipeline", "Origin pipeline/Stage": "Target pipeline/Stage"}``
+    stage_map: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def same(self) -> bool:
+        return self.origin == self.target
+
+    def mode(self, entity: str) -> str:
+        return self.modes.get(entity) or ("update" if self.same else "upsert")
+
+    def keys(self, entity: str) -> tuple[str, ...]:
+        return self.match.get(entity, DEFAULT_MATCH[entity])
+
+    def check(self) -> None:
+        for entity, mode in self.modes.items():
+            if entity not in ORDER:
+                raise ConfigError(f"--mode {entity}={mode}: unknown entity (use one of {', '.join(ORDER)})")
+            if mode not in MODES:
+                raise ConfigError(f"--mode {entity}={mode}: unknown mode (use one of {', '.join(MODES)})")
+        for entity, keys in self.match.items():
+            if entity not in ORDER:
+                raise ConfigError(f"--match {entity}=...: unknown entity (use one of {', '.join(ORDER)})")
+            bad = [k for k in keys if k not in MATCH_KEYS]
+            if bad:
+                raise ConfigError(f"--match {entity}={','.join(keys)}: unknown key {bad[0]!r} "
+                                  f"(use {', '.join(MATCH_KEYS)})")
+
+
+@dataclass
+class Item:
+    """One record's planned action. ``changes`` maps field -> [target's value, desired value]."""
+
+    entity: str
+    origin_id: str
+    action: str  # create | update | delete | skip | conflict
+    target_id: str | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    changes: dict[str, list[Any]] = field(default_factory=dict)
+    reason: str = ""
+    seen: str | None = None
+    key: str | None = None
+    fingerprint: str | None = None
+    #: A pending intent this record's create is recovering (its run keeps ownership of the record).
+    intent: dict[str, Any] | None = None
+
+
+def stamp(value: Any) -> str | None:
+    """Any time (datetime or API text) as ``YYYY-MM-DDTHH:MM:SSZ`` for equality checks."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = str(value).strip().replace(" ", "T", 1)
+    return text[:19] + "Z"
+
+
+def crmsync_key(origin: str, entity: str, origin_id: str) -> str:
+    return f"{origin}:{entity}:{origin_id}"
+
+
+def plain(value: Any) -> Any:
+    """A value as JSON-able text for plans, logs and pre-images."""
+    if isinstance(value, Ref):
+        return f"<{value.entity} {value.origin_id}>"
+    if isinstance(value, datetime):
+        return stamp(value)
+    if isinstance(value, date | Decimal):
+        return str(value)
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+def comparable(name: str, value: Any) -> Any:
+    if value in (None, "", [], {}):
+        return None
+    if name in ("emails", "phones"):
+        return [p["value"] if isinstance(p, dict) else p for p in value] or None
+    if name.endswith("_time"):
+        return stamp(value)
+    if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
+        return Decimal(str(value)).normalize()
+    if isinstance(value, date):
+        return value.isoformat()
+    if hasattr(value, "value") and not isinstance(value, str | dict):  # enums
+        return value.value
+    if name == "domain":
+        return normalize_domain(str(value))
+    return str(value)
+
+
+class Planner:
+    """Computes :class:`Item` lists per entity from the warehouse (origin records vs target records)."""
+
+    def __init__(self, conn, settings: PushSettings, ledger: Ledger, *, key_entities: frozenset[str] = frozenset(),
+                 plan_seen: dict[tuple[str, str], str | None] | None = None):
+        self.conn = conn
+        self.s = settings
+        self.ledger = ledger
+        self.origin = StoredRecords(conn, settings.origin)
+        self.target = StoredRecords(conn, settings.target)
+        self.key_entities = key_entities
+        self.plan_seen = plan_seen or {}
+        self.notices: dict[str, int] = {}
+        self.users = self._user_map()
+        self.pending = {(i["entity"], i["origin_id"]): i for i in ledger.pending_intents(settings.target)
+                        if i["origin"] == settings.origin}
+
+    # -- public --------------------------------------------------------------------------------
+    def plan(self, entity: str) -> list[Item]:
+        mode = self.s.mode(entity)
+        mapped = {} if self.s.same else self.ledger.id_map(self.s.target, entity, self.s.origin)
+        targets = {r.source_id: r for r in self._records(self.target, entity)}
+        index = _Index(self, entity, targets, mapped)
+        items: list[Item] = []
+        wanted_ids: set[str] = set()
+        for rec in self._origin_records(entity):
+            wanted_ids.add(rec.source_id)
+            item = self._item(entity, mode, rec, targets, mapped, index)
+            if item is not None:
+                items.append(item)
+        if mode == "mirror":
+            items.extend(self._mirror_deletes(entity, mapped, targets, wanted_ids))
+        return items
+
+    def desired(self, entity: str, rec: Record) -> dict[str, Any]:
+        """The values ``rec`` should have in the target (refs symbolic, custom flattened)."""
+        out: dict[str, Any] = {}
+        for name in FIELDS[entity]:
+            value = getattr(rec, name, None)
+            if name in REFS and value is not None:
+                ref_entity = REFS[name]
+                if self.s.same:
+                    out[name] = Ref(ref_entity, str(value))
+                elif ref_entity == "user":
+                    mapped_user = self.users.get(str(value))
+                    if mapped_user is None:
+                        self._notice(f"{entity}.owner_id: origin user {value} has no user with the same email in "
+                                     f"{self.s.target}; the target's default owner is used")
+                    else:
+                        out[name] = mapped_user
+                else:
+                    out[name] = Ref(ref_entity, str(value))
+                continue
+            if name in ("emails", "phones"):
+                out[name] = [{"value": (p.normalized if self.s.normalize and p.normalized else p.raw),
+                              "label": p.label, "primary": p.primary} for p in value or ()]
+                continue
+            if entity == "deal" and name in ("won_time", "lost_time"):
+                wanted_status = "won" if name == "won_time" else "lost"
+                if getattr(rec, "status", None) != wanted_status:
+                    continue
+            if self.s.normalize and isinstance(value, str) and name in ("name", "title"):
+                value = _SPACES.sub(" ", value).strip()
+            out[name] = value.value if hasattr(value, "value") and not isinstance(value, str) else value
+        if entity in ("pipeline", "stage") and not self.s.same:
+            self._rename_stage(entity, rec, out)
+        for name, value in (rec.custom or {}).items() if hasattr(rec, "custom") else ():
+            if name != "crmsync key":
+                out[f"custom.{name}"] = value
+        return out
+
+    # -- internals -----------------------------------------------------------------------------
+    def _item(self, entity: str, mode: str, rec: Record, targets: dict[str, Record], mapped: dict,
+              index: _Index) -> Item | None:
+        skip = _skip_reason(entity, rec)
+        if skip:
+            return Item(entity, rec.source_id, "skip", reason=skip)
+        desired = self.desired(entity, rec)
+        key = crmsync_key(self.s.origin, entity, rec.source_id)
+        fingerprint = self._fingerprint(entity, desired)
+        if self.s.same:
+            target_rec = targets.get(rec.source_id)
+            how = "same record"
+        else:
+            target_rec, how = index.find(rec.source_id, key, desired, fingerprint)
+        intent = self.pending.get((entity, rec.source_id))
+        if target_rec is None:
+            if mode in ("update", "enrich") or self.s.same:
+                return Item(entity, rec.source_id, "skip", reason="not in the target (mode " + mode + ")")
+            values = {k: v for k, v in desired.items() if v not in (None, "", [])}
+            if entity in self.key_entities:
+                values["custom.crmsync key"] = key
+            return Item(entity, rec.source_id, "create", values=values, key=key, fingerprint=fingerprint,
+                        changes={k: [None, plain(v)] for k, v in values.items()}, intent=intent)
+        seen = _update_time(target_rec)
+        if mode == "insert":
+            return Item(entity, rec.source_id, "skip", target_id=target_rec.source_id,
+                        reason=f"already in the target ({how}; mode insert)", seen=seen)
+        current = self._current(entity, target_rec)
+        changes: dict[str, list[Any]] = {}
+        values: dict[str, Any] = {}
+        for name, want in desired.items():
+            have = current.get(name)
+            if mode == "enrich" and comparable(name, have) is not None:
+                continue
+            if self._same_value(name, have, want):
+                continue
+            if name.startswith("custom.") and want in (None, ""):
+                continue
+            changes[name] = [plain(have), plain(want)]
+            values[name] = want
+        if (entity in self.key_entities and not self.s.same
+                and (target_rec.custom or {}).get("crmsync key") != key and how != "crmsync key"):
+            values["custom.crmsync key"] = key
+            changes["custom.crmsync key"] = [plain((target_rec.custom or {}).get("crmsync key")), key]
+        item = Item(entity, rec.source_id, "update" if values else "skip", target_id=target_rec.source_id,
+                    values=values, changes=changes, seen=seen, key=key, fingerprint=fingerprint,
+                    reason="" if values else f"up to date ({how})", intent=intent)
+        item.reason = item.reason or how
+        base = self.plan_seen.get((entity, rec.source_id)) or (mapped[rec.source_id].target_update_time
+                                                                 if rec.source_id in mapped else None)
+        if item.action == "update" and base and seen and stamp(base) != stamp(seen) and not self.s.force:
+            item.action = "conflict"
+            item.reason = f"changed in the target at {stamp(seen)} after crmsync read it at {stamp(base)}"
+        if how.startswith("matched") or how == "crmsync key":
+            item.reason = how
+        return item
+
+    def _same_value(self, name: str, have: Any, want: Any) -> bool:
+        if isinstance(want, Ref):
+            resolved = want.origin_id if self.s.same else self.ledger.target_id(
+                self.s.target, want.entity, self.s.origin, want.origin_id)
+            return resolved is not None and have is not None and str(have) == resolved
+        return comparable(name, have) == comparable(name, want)
+
+    def _current(self, entity: str, rec: Record) -> dict[str, Any]:
+        out = {}
+        for name in FIELDS[entity]:
+            value = getattr(rec, name, None)
+            if name in ("emails", "phones"):
+                value = [{"value": p.raw, "label": p.label, "primary": p.primary} for p in value or ()]
+            out[name] = value
+        for name, value in (getattr(rec, "custom", None) or {}).items():
+            out[f"custom.{name}"] = value
+        return out
+
+    def _mirror_deletes(self, entity: str, mapped: dict, targets: dict[str, Record], wanted: set[str]) -> list[Item]:
+        """Mirror mode: delete target records crmsync mapped from origin records the origin no longer has."""
+        live = set(self.origin.ids(entity))
+        out = []
+        for origin_id, m in mapped.items():
+            if origin_id in live or origin_id in wanted or m.target_id not in targets:
+                continue
+            if self.s.scope is not None:
+                continue
+            out.append(Item(entity, origin_id, "delete", target_id=m.target_id, seen=_update_time(targets[m.target_id]),
+                            reason="removed from the origin (mode mirror)"))
+        return out
+
+    def _origin_records(self, entity: str) -> Iterator[Record]:
+        scope = None if self.s.scope is None else self.s.scope.get(entity, set())
+        if scope is not None:
+            yield from self.origin.get_many(entity, sorted(scope)).values()
+            return
+        yield from self._records(self.origin, entity)
+
+    @staticmethod
+    def _records(stored: StoredRecords, entity: str) -> Iterator[Record]:
+        ids = list(stored.ids(entity))
+        for start in range(0, len(ids), 2000):
+            yield from stored.get_many(entity, ids[start:start + 2000]).values()
+
+    def _user_map(self) -> dict[str, str]:
+        """Origin user id -> target user id, by email (case-insensitive)."""
+        if self.s.same:
+            return {}
+        by_email = {}
+        for u in self._records(self.target, "user"):
+            if u.email:
+                by_email.setdefault(u.email.strip().lower(), u.source_id)
+        return {u.source_id: by_email[u.email.strip().lower()] for u in self._records(self.origin, "user")
+                if u.email and u.email.strip().lower() in by_email}
+
+    def _rename_stage(self, entity: str, rec: Record, out: dict[str, Any]) -> None:
+        if entity == "pipeline":
+            out["name"] = self.s.stage_map.get(rec.name, rec.name)
+            return
+        pipeline = self.origin.get("pipeline", rec.pipeline_id) if rec.pipeline_id else None
+        full = f"{pipeline.name}/{rec.name}" if pipeline else rec.name
+        renamed = self.s.stage_map.get(full) or self.s.stage_map.get(rec.name)
+        if renamed:
+            out["name"] = renamed.split("/", 1)[-1]
+
+    def _fingerprint(self, entity: str, desired: dict[str, Any]) -> str | None:
+        """Natural key for records that cannot carry the crmsync key (leads) or when it is off."""
+        def ref(name: str) -> str:
+            value = desired.get(name)
+            return f"{value.entity}:{value.origin_id}" if isinstance(value, Ref) else str(value or "")
+        if entity == "lead":
+            return f"{desired.get('title')}|{ref('person_id')}|{ref('org_id')}"
+        if entity == "deal":
+            return f"{desired.get('title')}|{ref('person_id')}|{ref('org_id')}|{comparable('value', desired.get('value'))}"
+        return None
+
+    def target_fingerprint(self, entity: str, rec: Record) -> str | None:
+        """The same natural key computed from a target record (its refs mapped back to origin ids)."""
+        back = self._reverse(entity)
+        def ref(name: str, ref_entity: str) -> str:
+            value = getattr(rec, name, None)
+            if value is None:
+                return ""
+            origin_id = back.get(ref_entity, {}).get(str(value))
+            return f"{ref_entity}:{origin_id}" if origin_id else f"target:{value}"
+        if entity == "lead":
+            return f"{rec.title}|{ref('person_id', 'person')}|{ref('org_id', 'organization')}"
+        if entity == "deal":
+            return (f"{rec.title}|{ref('person_id', 'person')}|{ref('org_id', 'organization')}|"
+                    f"{comparable('value', rec.value)}")
+        return None
+
+    def _reverse(self, entity: str) -> dict[str, dict[str, str]]:
+        cache = getattr(self, "_reverse_cache", None)
+        if cache is None:
+            cache = {e: {m.target_id: o for o, m in self.ledger.id_map(self.s.target, e, self.s.origin).items()}
+                     for e in ("person", "organization")}
+            self._reverse_cache = cache
+        return cache
+
+    def _notice(self, message: str) -> None:
+        self.notices[message] = self.notices.get(message, 0) + 1
+
+
+class _Index:
+    """Finds the target record for an origin record: ID map first, then the configured match keys."""
+
+    def __init__(self, planner: Planner, entity: str, targets: dict[str, Record], mapped: dict):
+        self.p, self.entity, self.targets, self.mapped = planner, entity, targets, mapped
+        claimed = planner.ledger.claimed(planner.s.target, entity)
+        self.free = {tid: r for tid, r in targets.items() if tid not in claimed and not _is_dead(r)}
+        self.keys = planner.s.keys(entity)
+        self.by: dict[str, dict[str, str]] = {k: {} for k in self.keys}
+        self.by["key"] = {}
+        for tid, r in self.free.items():
+            custom_key = (getattr(r, "custom", None) or {}).get("crmsync key")
+            if custom_key:
+                self.by["key"].setdefault(str(custom_key), tid)
+            for k in self.keys:
+                for value in self._values(k, r):
+                    self.by[k].setdefault(value, tid)
+
+    def _values(self, key: str, r: Record) -> list[str]:
+        if key == "email":
+            return [p.normalized or p.raw.lower() for p in getattr(r, "emails", None) or ()]
+        if key == "name":
+            name = getattr(r, "name", None)
+            if not name:
+                return []
+            if self.entity == "organization":
+                return [normalize_org_name(name)]
+            if self.entity == "stage":
+                return [f"{r.pipeline_id}|{name.strip().lower()}"]
+            return [name.strip().lower()]
+        if key == "domain":
+            d = normalize_domain(getattr(r, "domain", None))
+            return [d] if d else []
+        if key == "fingerprint":
+            fp = self.p.target_fingerprint(self.entity, r)
+            return [fp] if fp else []
+        return []
+
+    def find(self, origin_id: str, key: str, desired: dict[str, Any], fingerprint: str | None
+             ) -> tuple[Record | None, str]:
+        m = self.mapped.get(origin_id)
+        if m is not None:
+            rec = self.targets.get(m.target_id)
+            if rec is not None and not _is_dead(rec):
+                return rec, "id map"
+        tid = self.by["key"].get(key)
+        if tid is None:
+            for k in self.keys:
+                for value in self._desired_values(k, desired, fingerprint):
+                    tid = self.by[k].get(value)
+                    if tid is not None:
+                        break
+                if tid is not None:
+                    how = f"matched by {k}"
+                    break
+        else:
+            how = "crmsync key"
+        if tid is None or tid not in self.free:
+            return None, "new"
+        rec = self.free.pop(tid)
+        return rec, how
+
+    def _desired_values(self, key: str, desired: dict[str, Any], fingerprint: str | None) -> list[str]:
+        if key == "email":
+            return [str(e["value"]).lower() for e in desired.get("emails") or ()]
+        if key == "name" and desired.get("name"):
+            if self.entity == "organization":
+                return [normalize_org_name(desired["name"])]
+            if self.entity == "stage":
+                ref = desired.get("pipeline_id")
+                tid = (self.p.ledger.target_id(self.p.s.target, "pipeline", self.p.s.origin, ref.origin_id)
+                       if isinstance(ref, Ref) else None)
+                return [f"{tid}|{desired['name'].strip().lower()}"] if tid else []
+            return [str(desired["name"]).strip().lower()]
+        if key == "domain":
+            d = normalize_domain(desired.get("domain"))
+            return [d] if d else []
+        if key == "fingerprint" and fingerprint:
+            return [fingerprint]
+        return []
+
+
+def _update_time(rec: Record) -> str | None:
+    value = getattr(rec, "update_time", None) or (rec.raw or {}).get("update_time")
+    return stamp(value)
+
+
+def _is_dead(rec: Record) -> bool:
+    status = getattr(rec, "status", None)
+    return getattr(status, "value", status) == "deleted" or getattr(rec, "active", True) is False
+
+
+def _skip_reason(entity: str, rec: Record) -> str:
+    status = getattr(rec, "status", None)
+    status = getattr(status, "value", status)
+    if entity == "deal" and status == "deleted":
+        return "deleted in the origin"
+    if entity == "lead" and status == "converted":
+        return "converted: the deal it became carries it"
+    if entity == "lead" and status == "archived":
+        return "archived in the origin"
+    if entity in ("pipeline", "stage") and getattr(rec, "active", True) is False:
+        return "deleted in the origin"
+    return ""
