@@ -28,6 +28,7 @@ from crmsync.audit.cli import audit_command
 from crmsync.cli_errors import fail, say
 from crmsync.config import STARTER_CONFIG, find_config, load_config
 from crmsync.errors import ConfigError
+from crmsync.push.cli import migrate_command, push_command, pushlog_command, rollback_command
 from crmsync.reconcile import run_reconcile
 from crmsync.reconcile.queries import deal_history, list_conversions
 from crmsync.sandbox.cli import sandbox_app
@@ -246,6 +247,10 @@ def init(
 
 
 app.command("audit")(audit_command)
+app.command("push")(push_command)
+app.command("migrate")(migrate_command)
+app.command("rollback")(rollback_command)
+app.command("pushlog")(pushlog_command)
 app.add_typer(sandbox_app, name="sandbox")
 
 
