@@ -91,3 +91,7 @@ class WriteOutcomeUnknown(RemoteError):
 
     Never retried blindly: the push intent lets the next run find the object by its crmsync key.
     """
+
+
+class RecordNotFound(RemoteError):
+    """A remote API answered 404 for one record (deleted or purged since it was read)."""

@@ -36,7 +36,15 @@ from typing import Any
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
-from crmsync.errors import AuthError, BudgetExhausted, ConfigError, RemoteError, WriteOutcomeUnknown, WriteRejected
+from crmsync.errors import (
+    AuthError,
+    BudgetExhausted,
+    ConfigError,
+    RecordNotFound,
+    RemoteError,
+    WriteOutcomeUnknown,
+    WriteRejected,
+)
 
 #: x-token-cost per (API family, path pattern), copied from the official OpenAPI specs
 #: (shared/specs/pipedrive; pipedrive-api.md §10). Unknown endpoints are charged 20.
@@ -92,7 +100,7 @@ def cost_of(family: str, path: str, method: str = "GET") -> int:
     return COSTS.get((family, endpoint_pattern(path)), DEFAULT_COST)
 
 
-class NotFound(RemoteError):
+class NotFound(RecordNotFound):
     """The API answered 404 for one object (e.g. a deal purged since it was listed)."""
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crmsync.config import Config
-from crmsync.errors import ConfigError, CrmsyncError, WriteOutcomeUnknown, WriteRejected
+from crmsync.errors import ConfigError, CrmsyncError, RecordNotFound, WriteOutcomeUnknown, WriteRejected
 from crmsync.source import SourceContext, load_connector
 from crmsync.view import StoredRecords
 from crmsync.warehouse import Warehouse
@@ -469,7 +469,11 @@ def _undo(wh: Warehouse, ledger: Ledger, target: Target, stored: StoredRecords, 
         return
     try:
         if step["action"] == "create":
-            target.delete(entity, target_id)
+            try:
+                target.delete(entity, target_id)
+            except RecordNotFound:
+                result.setdefault("already_gone", 0)
+                result["already_gone"] += 1
             with wh.transaction():
                 ledger.unmap(step["target"], entity, target_id)
                 ledger.log(rb_run, step["target"], entity, step["origin"], step["origin_id"], target_id,
