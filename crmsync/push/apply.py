@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from crmsync.errors import WriteOutcomeUnknown, WriteRejected
+from crmsync.errors import RecordNotFound, WriteOutcomeUnknown, WriteRejected
 from crmsync.warehouse import Warehouse
 
 from .ledger import Ledger
@@ -117,10 +117,11 @@ class Executor:
         assert item.target_id is not None
         try:
             written = self.target.update(item.entity, item.target_id, values)
-        except WriteRejected as exc:
+        except (WriteRejected, RecordNotFound) as exc:
+            error = exc.api_error if isinstance(exc, WriteRejected) else "deleted in the target since it was read"
             with self.wh.transaction():
-                self.ledger.finish_log(log, "rejected", error=exc.api_error, update_time=item.seen)
-            self._problem(item, "rejected", exc.api_error)
+                self.ledger.finish_log(log, "rejected", error=error, update_time=item.seen)
+            self._problem(item, "rejected", error)
             return
         except BaseException:
             with self.wh.transaction():
@@ -139,6 +140,8 @@ class Executor:
                                   item.target_id, "delete", plain(item.values), None, "pending", update_time=item.seen)
         try:
             self.target.delete(item.entity, item.target_id)
+        except RecordNotFound:
+            pass  # already gone: the goal of a delete
         except WriteRejected as exc:
             with self.wh.transaction():
                 self.ledger.finish_log(log, "rejected", error=exc.api_error)
