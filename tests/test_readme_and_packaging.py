@@ -30,6 +30,30 @@ def test_readme_first_screen_has_the_run_command_and_the_test_command():
     assert README.index("```bash") < 1200  # on the first screen
 
 
+def test_every_crmsync_command_in_the_readme_and_docs_parses_with_its_options():
+    """A renamed command or option fails here, not in a user's terminal (parsed, not run)."""
+    import shlex
+
+    import typer.main
+
+    from crmsync.cli import app
+
+    group = typer.main.get_command(app)
+    lines = [m.group(1) for doc in (README, (ROOT / "docs" / "push.md").read_text(encoding="utf-8"))
+             for block in re.findall(r"```bash\n(.*?)```", doc, re.S)
+             for m in re.finditer(r"^(crmsync [^#\n]*)", block, re.M)]
+    assert len(lines) > 15
+    for line in lines:
+        args = shlex.split(line.split("&&")[0].split("|")[0])[1:]
+        ctx = group.make_context("crmsync", list(args), resilient_parsing=False)
+        name, command, rest = group.resolve_command(ctx, [*getattr(ctx, "_protected_args", []), *ctx.args])
+        while hasattr(command, "resolve_command"):  # a sub-group such as `sandbox`
+            sub = command.make_context(name, rest, parent=ctx)
+            name, command, rest = command.resolve_command(sub, [*getattr(sub, "_protected_args", []), *sub.args])
+            ctx = sub
+        command.make_context(name, rest, parent=ctx)
+
+
 def test_ci_runs_exactly_the_readme_test_command_in_a_fresh_venv():
     script = (ROOT / ".ci" / "run").read_text()
     assert "python3 -m venv" in script
