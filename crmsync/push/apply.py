@@ -38,26 +38,37 @@ class Executor:
         self.problems: list[dict[str, Any]] = []
 
     def apply(self, items: list[Item]) -> None:
+        quiet: list[Item] = []
         for n, item in enumerate(items, 1):
             if item.action in ("create", "update", "delete"):
+                self._bookkeep(quiet)
                 getattr(self, "_" + item.action)(item)
             else:
-                self._bookkeep(item)
-                self.outcomes[(item.entity, item.action)] += 1
+                quiet.append(item)
+                if len(quiet) >= 500:
+                    self._bookkeep(quiet)
             if self.progress and n % 50 == 0:
                 self.progress(item.entity, n)
+        self._bookkeep(quiet)
 
     # -- actions -------------------------------------------------------------------------------
-    def _bookkeep(self, item: Item) -> None:
-        """Skips and conflicts send nothing, but a newly matched or recovered record joins the ID map."""
+    def _bookkeep(self, quiet: list[Item]) -> None:
+        """Skips and conflicts send nothing; newly matched or recovered records join the ID map (one commit)."""
+        if not quiet:
+            return
         with self.wh.transaction():
-            if item.action == "conflict":
-                self.ledger.log(self.run_id, self.s.target, item.entity, self.s.origin, item.origin_id,
-                                item.target_id, "update", None, plain(item.values), "conflict", item.reason)
-                self.problems.append({"entity": item.entity, "origin_id": item.origin_id, "target_id": item.target_id,
-                                      "status": "conflict", "reason": item.reason, "changes": item.changes})
-            if item.target_id and not self.s.same:
-                self._adopt(item, item.seen)
+            for item in quiet:
+                if item.action == "conflict":  # the ID map keeps the old base: the conflict stays visible
+                    self.ledger.log(self.run_id, self.s.target, item.entity, self.s.origin, item.origin_id,
+                                    item.target_id, "update", None, plain(item.values), "conflict", item.reason)
+                    self.problems.append({"entity": item.entity, "origin_id": item.origin_id,
+                                          "target_id": item.target_id, "status": "conflict", "reason": item.reason,
+                                          "changes": item.changes})
+                elif item.target_id and not self.s.same:
+                    self._adopt(item, item.seen)
+        for item in quiet:
+            self.outcomes[(item.entity, item.action)] += 1
+        quiet.clear()
 
     def _adopt(self, item: Item, update_time: str | None) -> None:
         if item.intent is not None:  # recovered: the interrupted run created it, and keeps owning it

@@ -291,15 +291,12 @@ class Planner:
             changes["custom.crmsync key"] = [plain((target_rec.custom or {}).get("crmsync key")), key]
         item = Item(entity, rec.source_id, "update" if values else "skip", target_id=target_rec.source_id,
                     values=values, changes=changes, seen=seen, key=key, fingerprint=fingerprint,
-                    reason="" if values else f"up to date ({how})", intent=intent)
-        item.reason = item.reason or how
+                    reason=how if values else f"up to date ({how})", intent=intent)
         base = self.plan_seen.get((entity, rec.source_id)) or (mapped[rec.source_id].target_update_time
                                                                  if rec.source_id in mapped else None)
         if item.action == "update" and base and seen and stamp(base) != stamp(seen) and not self.s.force:
             item.action = "conflict"
             item.reason = f"changed in the target at {stamp(seen)} after crmsync read it at {stamp(base)}"
-        if how.startswith("matched") or how == "crmsync key":
-            item.reason = how
         return item
 
     def _same_value(self, name: str, have: Any, want: Any) -> bool:
