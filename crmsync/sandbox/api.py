@@ -807,7 +807,6 @@ def _legacy_routes() -> tuple[Route, ...]:
         Route("GET", "v1", "/persons", lg._v1_contacts("person"), 20, "getPersons", "v1-jan26"),
         Route("GET", "v1", "/organizations", lg._v1_contacts("org"), 20, "getOrganizations", "v1-jan26"),
         Route("GET", "v1", "/deals/{id}/products", lg.empty_v1, 20, "getDealProducts", "v1-jan26"),
-        Route("GET", "v1", "/notes", lg.empty_v1, 20, "getNotes"),
         Route("GET", "v1", "/files", lg.empty_v1, 20, "getFiles"),
         Route("GET", "v1", "/filters", lg.empty_v1, 20, "getFilters"),
         Route("GET", "v1", "/currencies", lg.currencies, 20, "getCurrencies"),
@@ -852,7 +851,35 @@ def _legacy_routes() -> tuple[Route, ...]:
     )
 
 
-ROUTES = ROUTES + _legacy_routes()
+def _migration_routes() -> tuple[Route, ...]:
+    """Writes a migration into another company needs (handlers in :mod:`crmsync.sandbox.handlers`)."""
+    from . import handlers as h
+
+    fields = (
+        ("deal", "/dealFields", "Deal"),
+        ("person", "/personFields", "Person"),
+        ("org", "/organizationFields", "Organization"),
+    )
+    return (
+        Route("POST", "v2", "/pipelines", h.pipeline_create, 5, "addPipeline"),
+        Route("GET", "v2", "/pipelines/{id}", h.pipeline_get, 1, "getPipeline"),
+        Route("PATCH", "v2", "/pipelines/{id}", h.pipeline_update, 5, "updatePipeline"),
+        Route("DELETE", "v2", "/pipelines/{id}", h.pipeline_delete, 3, "deletePipeline"),
+        Route("POST", "v2", "/stages", h.stage_create, 5, "addStage"),
+        Route("GET", "v2", "/stages/{id}", h.stage_get, 1, "getStage"),
+        Route("PATCH", "v2", "/stages/{id}", h.stage_update, 5, "updateStage"),
+        Route("DELETE", "v2", "/stages/{id}", h.stage_delete, 3, "deleteStage"),
+        *(Route("POST", "v2", path, h.field_create_v2(e), 5, f"add{name}Field") for e, path, name in fields),
+        *(Route("POST", "v1", path, h.field_create_v1(e), 10, f"add{name}Field") for e, path, name in fields),
+        Route("GET", "v1", "/notes", h.notes_list, 20, "getNotes"),
+        Route("POST", "v1", "/notes", h.note_create, 10, "addNote"),
+        Route("GET", "v1", "/notes/{id}", h.note_get, 2, "getNote"),
+        Route("PUT", "v1", "/notes/{id}", h.note_update, 10, "updateNote"),
+        Route("DELETE", "v1", "/notes/{id}", h.note_delete, 6, "deleteNote"),
+    )
+
+
+ROUTES = ROUTES + _legacy_routes() + _migration_routes()
 _COMPILED = [(r, r.regex) for r in ROUTES]
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 
 from .catalog import CURRENCIES
+from .notes import transfer_lead_notes
 from .rng import uuid_for
 from .store import Invalid, NotFound, Store
 
@@ -482,7 +483,7 @@ def delete_lead(store: Store, uuid: str, user_id: int, source: str = "api", at: 
 
 
 def convert_lead(store: Store, uuid: str, body: dict, user_id: int, source: str = "api", at: int | None = None) -> dict:
-    """Do the conversion now: a new deal with ``source_lead_id``, the lead marked deleted.
+    """Do the conversion now: a new deal with ``source_lead_id``, the lead marked deleted, its notes moved.
 
     The deal copies the lead's title, owner, person, organization, value, labels-free fields,
     custom values and its origin/channel (a choice: the reference marks this UNCERTAIN).
@@ -518,4 +519,5 @@ def convert_lead(store: Store, uuid: str, body: dict, user_id: int, source: str 
         deal = create_deal(store, deal_body, user_id, source, at, source_lead_id=lead["id"], origin=lead["origin"])
         lead.update(is_deleted=True, update_time=store.tick(), converted_deal_id=deal["id"])
         store.put("lead", lead, [("is_deleted", False, True)], user_id, source)
+        transfer_lead_notes(store, lead["id"], deal["id"], user_id, lead["update_time"])
         return deal
