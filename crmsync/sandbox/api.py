@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from . import render
 from .mutations import (
+    check_refs,
     convert_lead,
     create_contact,
     create_deal,
@@ -329,11 +330,13 @@ def deal_get(call):
 
 
 def deal_create(call):
+    _write(check_refs, call.store, call.body)
     rec = _write(create_deal, call.store, call.body, call.user_id)
     return ok(render.v2_deal(rec, call.store.catalog))
 
 
 def deal_update(call):
+    _write(check_refs, call.store, call.body)
     rec = _write(update_deal, call.store, int(call.params[0]), call.body, call.user_id)
     return ok(render.v2_deal(rec, call.store.catalog))
 
@@ -353,9 +356,11 @@ def _contact_routes(kind):
         return _get_one(call, kind)
 
     def create(call):
+        _write(check_refs, call.store, call.body)
         return ok(render_fn(_write(create_contact, call.store, kind, call.body, call.user_id), call.store.catalog))
 
     def update(call):
+        _write(check_refs, call.store, call.body)
         rec = _write(update_contact, call.store, kind, int(call.params[0]), call.body, call.user_id)
         return ok(render_fn(rec, call.store.catalog))
 
@@ -521,12 +526,14 @@ def _lead_write(fn, *args):
 
 
 def lead_create(call):
+    _lead_write(check_refs, call.store, call.body, "organization_id")
     rec = _lead_write(create_lead, call.store, call.body, call.user_id)
     status, body = ok(render.v1_lead(rec, call.store.catalog))
     return 201, body
 
 
 def lead_update(call):
+    _lead_write(check_refs, call.store, call.body, "organization_id")
     rec = _lead_write(update_lead, call.store, call.params[0], call.body, call.user_id)
     return ok(render.v1_lead(rec, call.store.catalog))
 
