@@ -859,7 +859,9 @@ def _legacy_routes() -> tuple[Route, ...]:
 
 
 def _migration_routes() -> tuple[Route, ...]:
-    """Writes a migration into another company needs (handlers in :mod:`crmsync.sandbox.handlers`)."""
+    """Writes a migration into another company needs (handlers in :mod:`crmsync.sandbox.handlers`).
+
+    v2 pipelines, stages and fields; v1 fields, lead labels and notes."""
     from . import handlers as h
 
     fields = (
@@ -878,6 +880,9 @@ def _migration_routes() -> tuple[Route, ...]:
         Route("DELETE", "v2", "/stages/{id}", h.stage_delete, 3, "deleteStage"),
         *(Route("POST", "v2", path, h.field_create_v2(e), 5, f"add{name}Field") for e, path, name in fields),
         *(Route("POST", "v1", path, h.field_create_v1(e), 10, f"add{name}Field") for e, path, name in fields),
+        Route("POST", "v1", "/leadLabels", h.lead_label_create, 10, "addLeadLabel"),
+        Route("PATCH", "v1", "/leadLabels/{id}", h.lead_label_update, 10, "updateLeadLabel"),
+        Route("DELETE", "v1", "/leadLabels/{id}", h.lead_label_delete, 6, "deleteLeadLabel"),
         Route("GET", "v1", "/notes", h.notes_list, 20, "getNotes"),
         Route("POST", "v1", "/notes", h.note_create, 10, "addNote"),
         Route("GET", "v1", "/notes/{id}", h.note_get, 2, "getNote"),

@@ -1,4 +1,4 @@
-"""Handlers for the routes a migration into a company needs: pipelines, stages, custom fields, notes.
+"""Handlers for the routes a migration into a company needs: pipelines, stages, fields, lead labels, notes.
 
 Thin: parse the request, call :mod:`~crmsync.sandbox.structure` or
 :mod:`~crmsync.sandbox.notes`, render. The route table (with the spec's token costs) is in
@@ -41,8 +41,12 @@ def pipeline_update(call):
     return ok(render.v2_pipeline(_write(st.update_pipeline, call.store, int(call.params[0]), call.body, call.user_id)))
 
 
+def _deleted(ident) -> tuple[int, dict]:
+    return 200, {"success": True, "data": {"id": ident}}
+
+
 def pipeline_delete(call):
-    return ok({"id": _write(st.delete_pipeline, call.store, int(call.params[0]), call.user_id)["id"]})
+    return _deleted(_write(st.delete_pipeline, call.store, int(call.params[0]), call.user_id)["id"])
 
 
 def stage_get(call):
@@ -58,7 +62,7 @@ def stage_update(call):
 
 
 def stage_delete(call):
-    return ok({"id": _write(st.delete_stage, call.store, int(call.params[0]), call.user_id)["id"]})
+    return _deleted(_write(st.delete_stage, call.store, int(call.params[0]), call.user_id)["id"])
 
 
 # -- custom fields ---------------------------------------------------------------------------------
@@ -98,6 +102,36 @@ def field_create_v1(entity: str):
         return ok(render.v1_field(f, len(call.store.catalog.fields[entity]) - 1))
 
     return handler
+
+
+# -- lead labels (v1) ------------------------------------------------------------------------------
+def _label_call(fn, *args):
+    try:
+        return fn(*args)
+    except NotFound:
+        raise ApiError(404, error_body("Lead label not found", "Object was not found.")) from None
+    except Invalid as exc:
+        raise bad_request(str(exc)) from None
+
+
+def _label_out(label: dict) -> dict:
+    return {
+        **label,
+        "add_time": render.lead_time(label["add_time"]),
+        "update_time": render.lead_time(label["update_time"]),
+    }
+
+
+def lead_label_create(call):
+    return ok(_label_out(_label_call(st.create_lead_label, call.store, call.body, call.user_id)))
+
+
+def lead_label_update(call):
+    return ok(_label_out(_label_call(st.update_lead_label, call.store, call.params[0], call.body, call.user_id)))
+
+
+def lead_label_delete(call):
+    return _deleted(_label_call(st.delete_lead_label, call.store, call.params[0], call.user_id)["id"])
 
 
 # -- notes (v1) ------------------------------------------------------------------------------------

@@ -188,7 +188,8 @@ def _stage_for(store: Store, body: dict, rec: dict | None) -> tuple[int, int]:
             return rec["pipeline_id"], rec["stage_id"]
         stages = cat.pipeline_stages(body["pipeline_id"])
         if not stages:
-            raise Invalid("Pipeline not found")
+            p = cat.pipeline(body["pipeline_id"])
+            raise Invalid("Pipeline has no stages" if p and not p["is_deleted"] else "Pipeline not found")
         return body["pipeline_id"], stages[0]["id"]
     if rec is not None:
         return rec["pipeline_id"], rec["stage_id"]

@@ -128,6 +128,7 @@ class Store:
         self.conversions: dict[str, dict] = {}
         self.notes: dict[int, dict] = {}  # only API-created notes: the generated company has none
         self.next_note_id = 1
+        self.next_label = 0  # API-created lead labels so far
         self.sim_round = 0  # how many times simulate() ran: seeds its RNG
         self.db = sqlite3.connect(":memory:", check_same_thread=False)
         self.db.executescript(_SCHEMA)

@@ -16,6 +16,10 @@ silent on the deals inside (choices, the safe ones):
 * deleted pipelines and stages stay readable by id with ``is_deleted: true`` (like deleted
   deals), leave the lists, answer 404 to PATCH and DELETE, and take no new deals.
 
+Lead labels (v1 ``POST /leadLabels``, ``PATCH``/``DELETE /leadLabels/{id}``) live here too, since
+a migration has to create the labels its leads carry; deleting a label that live leads still
+carry is refused (the same choice as for stages), a deleted label is simply gone.
+
 Moving a stage to another pipeline (``PATCH /stages/{id}`` with ``pipeline_id``) is refused
 while it holds deals, for the same reason. API-created pipelines start with no stages (the
 API has no way to send them along), so a deal cannot be put in one until a stage is added.
@@ -31,7 +35,7 @@ Example::
 
 from __future__ import annotations
 
-from .rng import hex40
+from .rng import hex40, uuid_for
 from .store import Invalid, NotFound, Store
 
 PIPELINE_TYPES = {"name": str, "is_deal_probability_enabled": bool}
@@ -298,3 +302,70 @@ def create_field(
         cat.changed()
         store.log(f"{entity}Field", key, "add_time", None, t, user_id, t)
         return f
+
+
+# -- lead labels -----------------------------------------------------------------------------------
+LABEL_COLORS = ("blue", "brown", "dark-gray", "gray", "green", "orange", "pink", "purple", "red", "yellow")
+LABEL_TYPES = {"name": str, "color": str}
+
+
+def _label_checks(body: dict) -> None:
+    if "name" in body and not body["name"].strip():
+        raise Invalid("Parameter 'name' must not be empty")
+    if "color" in body and body["color"] not in LABEL_COLORS:
+        raise Invalid(f"Parameter 'color' must be one of {', '.join(LABEL_COLORS)}")
+
+
+def _label(store: Store, label_id: str) -> dict:
+    found = next((x for x in store.catalog.lead_labels if x["id"] == label_id), None)
+    if found is None:
+        raise NotFound("lead label")
+    return found
+
+
+def create_lead_label(store: Store, body: dict, user_id: int) -> dict:
+    check_body(body, LABEL_TYPES, ("name", "color"))
+    _label_checks(body)
+    with store.lock:
+        cat, t = store.catalog, store.tick()
+        store.next_label += 1
+        label = {
+            "id": uuid_for(store.seed, f"{'empty' if store.empty else 'seeded'}-api-lead-label", store.next_label),
+            "name": body["name"],
+            "color": body["color"],
+            "add_time": t,
+            "update_time": t,
+        }
+        cat.lead_labels.append(label)
+        store.log("leadLabel", label["id"], "add_time", None, t, user_id, t)
+        return label
+
+
+def update_lead_label(store: Store, label_id: str, body: dict, user_id: int) -> dict:
+    check_body(body, LABEL_TYPES)
+    _label_checks(body)
+    with store.lock:
+        label, t = _label(store, label_id), store.tick()
+        for key, v in body.items():
+            if label[key] != v:
+                store.log("leadLabel", label_id, key, label[key], v, user_id, t)
+                label[key] = v
+        label["update_time"] = t
+        return label
+
+
+def delete_lead_label(store: Store, label_id: str, user_id: int) -> dict:
+    """Scans every lead (labels are not indexed): fine for a rare call, O(leads)."""
+    with store.lock:
+        label = _label(store, label_id)
+        carriers = 0
+        for n in store.all_ids("lead"):
+            lead = store.get("lead", n)
+            if lead is not None and not lead["is_deleted"] and label_id in lead["label_ids"]:
+                carriers += 1
+        if carriers:
+            raise Invalid(f"{carriers} lead(s) carry this label; remove it from them first")
+        store.catalog.lead_labels.remove(label)
+        t = store.tick()
+        store.log("leadLabel", label_id, "is_deleted", False, True, user_id, t)
+        return label

@@ -49,6 +49,8 @@ def test_note_create_get_update_delete_match_spec_and_costs(fresh, specs, check_
     assert put["data"]["update_time"] > note["update_time"] and put["data"]["add_time"] == note["add_time"]
     _, deleted = _call(fresh, specs, check_schema, "DELETE", f"/notes/{note['id']}", "/notes/{id}")
     assert deleted == {"success": True, "data": True}
+    truth = {n["id"]: n for n in fresh.export_truth()["notes"]}
+    assert truth[note["id"]]["active_flag"] is False and truth[note["id"]]["content"] == "Edited"
     for method in ("GET", "PUT", "DELETE"):
         r, gone = _call(
             fresh, specs, check_schema, method, f"/notes/{note['id']}", "/notes/{id}", json={"content": "x"}

@@ -24,7 +24,8 @@ def test_pipeline_create_get_update_delete_match_spec_and_costs(empty, specs, ch
     assert renamed["add_time"] == made["add_time"]
     listed = {p["id"]: p for p in http.get(base).json()["data"]}
     assert listed[made["id"]]["name"] == "Renamed"
-    assert call("DELETE", f"{base}/{made['id']}", "/pipelines/{id}") == {"id": made["id"]}
+    deleted = check_schema("v2", "/pipelines/{id}", "delete", http.delete(f"{base}/{made['id']}"))
+    assert deleted == {"success": True, "data": {"id": made["id"]}}
     assert made["id"] not in {p["id"] for p in http.get(base).json()["data"]}
     gone = http.get(f"{base}/{made['id']}").json()["data"]
     assert gone["is_deleted"] is True and gone["update_time"] > renamed["update_time"]
@@ -48,6 +49,7 @@ def test_stage_create_get_update_delete_match_spec_and_costs(empty, specs, check
     in_pipeline = http.get(base, params={"pipeline_id": 1, "sort_by": "order_nr"}).json()["data"]
     assert [s["id"] for s in in_pipeline][-1] == made["id"]
     assert call("DELETE", f"{base}/{made['id']}", "/stages/{id}") == {"id": made["id"]}
+    assert http.delete(f"{base}/{made['id']}").status_code == 404
     assert made["id"] not in {s["id"] for s in http.get(base).json()["data"]}
     assert http.get(f"{base}/{made['id']}").json()["data"]["is_deleted"] is True
 
@@ -55,7 +57,8 @@ def test_stage_create_get_update_delete_match_spec_and_costs(empty, specs, check
 def test_a_new_pipeline_takes_deals_once_it_has_a_stage(empty):
     http, api = client(empty), empty.base_url + "/api/v2"
     pid = http.post(api + "/pipelines", json={"name": "Renewals"}).json()["data"]["id"]
-    assert http.post(api + "/deals", json={"title": "D", "pipeline_id": pid}).status_code == 400
+    refused = http.post(api + "/deals", json={"title": "D", "pipeline_id": pid})
+    assert refused.status_code == 400 and refused.json()["error"] == "Pipeline has no stages"
     first = http.post(api + "/stages", json={"name": "Upcoming", "pipeline_id": pid}).json()["data"]
     second = http.post(api + "/stages", json={"name": "Signed", "pipeline_id": pid}).json()["data"]
     assert (first["order_nr"], second["order_nr"]) == (1, 2)
@@ -121,6 +124,9 @@ def test_deleting_a_pipeline_deletes_its_stages_and_refuses_new_deals(empty):
     assert http.patch(f"{api}/pipelines/{pid}", json={"name": "back"}).status_code == 404
     assert http.delete(f"{api}/pipelines/{pid}").status_code == 404
     assert http.delete(f"{api}/pipelines/1").status_code == 400  # the company's last pipeline
+    journal = [(e["entity"], e["item_id"], e["field_key"]) for e in empty.export_truth()["journal"]]
+    assert ("pipeline", pid, "add_time") in journal and ("pipeline", pid, "is_deleted") in journal
+    assert ("stage", sid, "is_deleted") in journal
 
 
 FIELDS = [
@@ -209,3 +215,32 @@ def test_a_field_added_to_a_seeded_company_leaves_generated_records_unchanged(fr
     assert [
         {**d, "custom_fields": {k: v for k, v in d["custom_fields"].items() if k != key["field_code"]}} for d in after
     ] == before
+
+
+def test_lead_labels_can_be_created_renamed_used_and_deleted(empty, specs, check_schema):
+    http, v1 = client(empty), empty.base_url + "/v1"
+
+    def call(method, url, path, **kw):
+        before = spent(empty)
+        r = http.request(method, v1 + url, **kw)
+        assert spent(empty) - before == spec_cost(specs, "v1", path, method), (method, path)
+        return r, check_schema("v1", path, method, r)
+
+    _, made = call("POST", "/leadLabels", "/leadLabels", json={"name": "Partner", "color": "green"})
+    label = made["data"]
+    assert label["name"] == "Partner" and label in http.get(v1 + "/leadLabels").json()["data"]
+    _, renamed = call("PATCH", f"/leadLabels/{label['id']}", "/leadLabels/{id}", json={"color": "dark-gray"})
+    assert renamed["data"]["color"] == "dark-gray" and renamed["data"]["update_time"] > label["update_time"]
+    org = http.post(empty.base_url + "/api/v2/organizations", json={"name": "O"}).json()["data"]
+    lead = http.post(v1 + "/leads", json={"title": "L", "organization_id": org["id"], "label_ids": [label["id"]]})
+    assert lead.status_code == 201
+    r, _ = call("DELETE", f"/leadLabels/{label['id']}", "/leadLabels/{id}")
+    assert r.status_code == 400 and "1 lead(s)" in r.json()["error"]
+    http.patch(f"{v1}/leads/{lead.json()['data']['id']}", json={"label_ids": []})
+    r, gone = call("DELETE", f"/leadLabels/{label['id']}", "/leadLabels/{id}")
+    assert gone == {"success": True, "data": {"id": label["id"]}}
+    assert label["id"] not in {x["id"] for x in http.get(v1 + "/leadLabels").json()["data"]}
+    r, missing = call("PATCH", f"/leadLabels/{label['id']}", "/leadLabels/{id}", json={"name": "x"})
+    assert r.status_code == 404 and missing["success"] is False
+    for body in ({"name": "x"}, {"name": "x", "color": "teal"}, {"name": "", "color": "red"}):
+        assert http.post(v1 + "/leadLabels", json=body).status_code == 400
