@@ -61,6 +61,7 @@ KINDS = ("deal", "person", "org", "lead")
 CHUNK = 20000
 POOL_MIN_ROWS = 150_000  # below this a process pool costs more than it saves
 _POOL_GEN: Generator | None = None  # inherited by forked index workers
+_POOL_LOCK = threading.Lock()  # two stores indexing at once must each fork with their own generator
 
 
 def _rows_local(gen: Generator, job: tuple[str, int, int]) -> list[tuple]:
@@ -155,8 +156,10 @@ class Store:
             and "fork" in multiprocessing.get_all_start_methods()
         ):
             global _POOL_GEN
-            _POOL_GEN = self.gen
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            with _POOL_LOCK:  # the workers fork here and keep the generator they saw
+                _POOL_GEN = self.gen
+                pool = multiprocessing.get_context("fork").Pool(workers)
+            with pool:
                 for job, rows in zip(jobs, pool.imap(_rows, jobs), strict=True):
                     yield job[0], rows
             return
