@@ -415,7 +415,7 @@ def _fields_v2(entity):
     def handler(call):
         q = call.query
         limit, start = _v2_limit(q), _offset_cursor(q)
-        fields = call.store.catalog.fields[entity]
+        fields = call.store.catalog.live_fields(entity)
         page = fields[start : start + limit]
         nxt = _offset_next(start + limit) if start + limit < len(fields) else None
         return ok([render.v2_field(f) for f in page], {"next_cursor": nxt})
@@ -451,7 +451,7 @@ def _v1_fields(entity):
     def handler(call):
         start, limit = _v1_page(call.query)
         cat = call.store.catalog
-        fields = cat.fields["deal" if entity == "lead" else entity]
+        fields = cat.live_fields("deal" if entity == "lead" else entity)
         if entity == "lead":
             fields = [f for f in fields if f["custom"] or f["key"] in LEAD_SYSTEM_KEYS]
         page = fields[start : start + limit]
@@ -861,7 +861,7 @@ def _legacy_routes() -> tuple[Route, ...]:
 def _migration_routes() -> tuple[Route, ...]:
     """Writes a migration into another company needs (handlers in :mod:`crmsync.sandbox.handlers`).
 
-    v2 pipelines, stages and fields; v1 fields, lead labels and notes."""
+    v2 pipelines, stages and custom fields (create, get, delete); v1 field creation, lead labels, notes."""
     from . import handlers as h
 
     fields = (
@@ -880,6 +880,14 @@ def _migration_routes() -> tuple[Route, ...]:
         Route("DELETE", "v2", "/stages/{id}", h.stage_delete, 3, "deleteStage"),
         *(Route("POST", "v2", path, h.field_create_v2(e), 5, f"add{name}Field") for e, path, name in fields),
         *(Route("POST", "v1", path, h.field_create_v1(e), 10, f"add{name}Field") for e, path, name in fields),
+        *(
+            Route("GET", "v2", path + "/{field_code}", h.field_get_v2(e), 1, f"get{name}Field")
+            for e, path, name in fields
+        ),
+        *(
+            Route("DELETE", "v2", path + "/{field_code}", h.field_delete_v2(e), 3, f"delete{name}Field")
+            for e, path, name in fields
+        ),
         Route("POST", "v1", "/leadLabels", h.lead_label_create, 10, "addLeadLabel"),
         Route("PATCH", "v1", "/leadLabels/{id}", h.lead_label_update, 10, "updateLeadLabel"),
         Route("DELETE", "v1", "/leadLabels/{id}", h.lead_label_delete, 6, "deleteLeadLabel"),

@@ -364,8 +364,18 @@ class Catalog:
         entity = "deal" if entity == "lead" else entity
         cache = self.__dict__.setdefault("_custom_cache", {})
         if entity not in cache:
-            cache[entity] = [f for f in self.fields[entity] if f["custom"]]
+            cache[entity] = [f for f in self.fields[entity] if f["custom"] and not f.get("is_deleted")]
         return cache[entity]
+
+    def live_fields(self, entity: str) -> list[dict]:
+        """System and custom fields as the field lists show them (deleted custom fields left out)."""
+        return [f for f in self.fields[entity] if not f.get("is_deleted")]
+
+    def generated_fields(self, entity: str) -> list[dict]:
+        """The custom fields generated records draw values for: the company's starting set, deleted
+        ones included, so that deleting or adding a field never changes any other value drawn."""
+        entity = "deal" if entity == "lead" else entity
+        return [f for f in self.fields[entity] if f["custom"] and not f.get("api_created")]
 
     def stage(self, sid: int) -> dict | None:
         by_id = self.__dict__.setdefault("_stage_by_id", {s["id"]: s for s in self.stages})

@@ -99,7 +99,29 @@ def field_create_v1(entity: str):
         _write(st.check_body, b, st.V1_FIELD_BODY, ("name", "field_type"))
         _write(_field_type, b["field_type"], st.V1_FIELD_TYPES)
         f = _write(st.create_field, call.store, entity, b["name"], b["field_type"], b.get("options"), call.user_id)
-        return ok(render.v1_field(f, len(call.store.catalog.fields[entity]) - 1))
+        return ok(render.v1_field(f, len(call.store.catalog.live_fields(entity)) - 1))
+
+    return handler
+
+
+def _field_or_404(call: Call, entity: str) -> dict:
+    f = next((x for x in call.store.catalog.live_fields(entity) if x["code"] == call.params[0]), None)
+    if f is None:
+        raise ApiError(404, error_body("Field not found", "Object was not found."))
+    return f
+
+
+def field_get_v2(entity: str):
+    def handler(call):
+        return ok(render.v2_field(_field_or_404(call, entity)))
+
+    return handler
+
+
+def field_delete_v2(entity: str):
+    def handler(call):
+        f = _write(st.delete_field, call.store, entity, _field_or_404(call, entity)["code"], call.user_id)
+        return ok(render.v2_field(f))
 
     return handler
 

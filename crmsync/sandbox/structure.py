@@ -1,4 +1,4 @@
-"""Writes to a company's structure: pipelines, stages (v2) and custom fields (v1 and v2).
+"""Writes to a company's structure: pipelines, stages (v2), custom fields (v1 and v2), lead labels.
 
 A migration builds the target's skeleton before any record: the pipelines and stages its
 deals land in, and a custom field (say "crmsync key") that ties each copied record to its
@@ -15,6 +15,10 @@ silent on the deals inside (choices, the safe ones):
 * deleting a pipeline also marks its stages deleted;
 * deleted pipelines and stages stay readable by id with ``is_deleted: true`` (like deleted
   deals), leave the lists, answer 404 to PATCH and DELETE, and take no new deals.
+
+Deleting a custom field (v2 ``DELETE /<entity>Fields/{field_code}``, "Marks a custom field as
+deleted") hides it from the lists and from records and refuses it in writes; values stay
+stored unseen. System fields cannot be deleted.
 
 Lead labels (v1 ``POST /leadLabels``, ``PATCH``/``DELETE /leadLabels/{id}``) live here too, since
 a migration has to create the labels its leads carry; deleting a label that live leads still
@@ -276,7 +280,7 @@ def create_field(
         raise Invalid("Only enum and set fields take options")
     with store.lock:
         cat, t = store.catalog, store.tick()
-        ident = max(f["id"] for f in cat.fields[entity]) + 1
+        ident = max(f["id"] for f in cat.fields[entity]) + 1  # deleted ones included: ids are never reused
         company = "empty" if store.empty else "seeded"
         key = hex40(store.seed, f"{company}-api-field:{entity}:{ident}")
         opts = None
@@ -301,6 +305,22 @@ def create_field(
         cat.fields[entity].append(f)
         cat.changed()
         store.log(f"{entity}Field", key, "add_time", None, t, user_id, t)
+        return f
+
+
+def delete_field(store: Store, entity: str, code: str, user_id: int) -> dict:
+    """Mark a custom field deleted: gone from the lists and from records (values are kept unseen),
+    refused in writes. System fields cannot be deleted."""
+    with store.lock:
+        f = next((x for x in store.catalog.live_fields(entity) if x["code"] == code), None)
+        if f is None:
+            raise NotFound("field")
+        if not f["custom"]:
+            raise Invalid("System fields cannot be deleted")
+        t = store.tick()
+        f.update(is_deleted=True, update_time=t)
+        store.catalog.changed()
+        store.log(f"{entity}Field", f["key"], "is_deleted", False, True, user_id, t)
         return f
 
 

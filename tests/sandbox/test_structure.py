@@ -244,3 +244,34 @@ def test_lead_labels_can_be_created_renamed_used_and_deleted(empty, specs, check
     assert r.status_code == 404 and missing["success"] is False
     for body in ({"name": "x"}, {"name": "x", "color": "teal"}, {"name": "", "color": "red"}):
         assert http.post(v1 + "/leadLabels", json=body).status_code == 400
+
+
+@pytest.mark.parametrize(("entity", "fields", "records"), FIELDS)
+def test_a_deleted_custom_field_leaves_lists_records_and_writes(empty, specs, check_schema, entity, fields, records):
+    http, api = client(empty), empty.base_url + "/api/v2"
+    key = http.post(api + fields, json={"field_name": "Tmp", "field_type": "varchar"}).json()["data"]["field_code"]
+    rec = http.post(api + records, json={"title" if entity == "deal" else "name": "R", "custom_fields": {key: "v"}})
+    rec = rec.json()["data"]
+    path = fields + "/{field_code}"
+    got = check_schema("v2", path, "get", http.get(f"{api}{fields}/{key}"))["data"]
+    assert got["field_code"] == key
+    before = spent(empty)
+    deleted = http.delete(f"{api}{fields}/{key}")
+    assert spent(empty) - before == spec_cost(specs, "v2", path, "delete")
+    assert check_schema("v2", path, "delete", deleted)["data"]["field_code"] == key
+    assert key not in {f["field_code"] for f in http.get(api + fields).json()["data"]}
+    assert key not in http.get(f"{api}{records}/{rec['id']}").json()["data"]["custom_fields"]
+    assert http.patch(f"{api}{records}/{rec['id']}", json={"custom_fields": {key: "w"}}).status_code == 400
+    for method in ("GET", "DELETE"):
+        r = http.request(method, f"{api}{fields}/{key}")
+        assert r.status_code == 404 and check_schema("v2", path, method, r)["success"] is False
+    assert http.delete(f"{api}{fields}/{'title' if entity == 'deal' else 'name'}").status_code == 400
+
+
+def test_deleting_a_seeded_custom_field_changes_no_other_generated_value(fresh):
+    http, base = client(fresh), fresh.base_url + "/api/v2"
+    before = http.get(base + "/deals?limit=100").json()["data"]
+    gone = fresh.store.catalog.custom_fields("deal")[0]["key"]
+    assert http.delete(f"{base}/dealFields/{gone}").status_code == 200
+    after = http.get(base + "/deals?limit=100").json()["data"]
+    assert [{**d, "custom_fields": {k: v for k, v in d["custom_fields"].items() if k != gone}} for d in before] == after
