@@ -54,7 +54,7 @@ def parse_v1_time(value, name: str) -> int:
 
 
 def _flag(v, name: str) -> bool:
-    if v in (0, 1) and not isinstance(v, float) or isinstance(v, bool):
+    if isinstance(v, bool) or (isinstance(v, int) and v in (0, 1)):
         return bool(v)
     raise Invalid(f"Parameter '{name}' must be 0 or 1")
 

@@ -9,8 +9,8 @@ Deleting, where the spec only says "Marks a pipeline/stage as deleted" and the r
 silent on the deals inside (choices, the safe ones):
 
 * a stage or pipeline that still holds deals (any status, archived or not; deleted deals do
-  not count) is refused with 400: the web app makes you move them first, and deleting or
-  stranding deals behind an API call is the dangerous option;
+  not count) is refused with 400: deleting or stranding deals as a side effect of an API call
+  is the dangerous option, and a client that moves or deletes the deals first works either way;
 * the last pipeline cannot be deleted (deals created without a pipeline need a default);
 * deleting a pipeline also marks its stages deleted;
 * deleted pipelines and stages stay readable by id with ``is_deleted: true`` (like deleted
