@@ -5,10 +5,15 @@ deals with months of stage history, leads, custom fields of every type) and serv
 over real HTTP on loopback with Pipedrive's URL families, auth, pagination, date
 formats, token-cost rate limits and injectable faults.
 
+``Sandbox(empty=True)`` is instead a freshly created company to migrate into: users (some
+sharing emails with the seeded company of the same seed), one default pipeline, no records.
+Writes cover what a migration needs: v2 deals, persons, organizations, pipelines and stages;
+v1 leads, notes and custom fields (v2 fields too); lead conversion.
+
 Example::
 
     from crmsync.sandbox import Sandbox
-    with Sandbox(seed=1, deals=200, leads=100) as sb:
+    with Sandbox(seed=1, deals=200, leads=100) as sb, Sandbox(seed=1, empty=True) as target:
         r = requests.get(f"{sb.base_url}/api/v2/deals", headers={"x-api-token": sb.api_token})
 
 Choices on points the API reference marks UNCERTAIN (pipedrive-api.md §13):

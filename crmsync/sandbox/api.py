@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from . import render
 from .mutations import (
+    check_refs,
     convert_lead,
     create_contact,
     create_deal,
@@ -329,11 +330,13 @@ def deal_get(call):
 
 
 def deal_create(call):
+    _write(check_refs, call.store, call.body)
     rec = _write(create_deal, call.store, call.body, call.user_id)
     return ok(render.v2_deal(rec, call.store.catalog))
 
 
 def deal_update(call):
+    _write(check_refs, call.store, call.body)
     rec = _write(update_deal, call.store, int(call.params[0]), call.body, call.user_id)
     return ok(render.v2_deal(rec, call.store.catalog))
 
@@ -353,9 +356,11 @@ def _contact_routes(kind):
         return _get_one(call, kind)
 
     def create(call):
+        _write(check_refs, call.store, call.body)
         return ok(render_fn(_write(create_contact, call.store, kind, call.body, call.user_id), call.store.catalog))
 
     def update(call):
+        _write(check_refs, call.store, call.body)
         rec = _write(update_contact, call.store, kind, int(call.params[0]), call.body, call.user_id)
         return ok(render_fn(rec, call.store.catalog))
 
@@ -410,7 +415,7 @@ def _fields_v2(entity):
     def handler(call):
         q = call.query
         limit, start = _v2_limit(q), _offset_cursor(q)
-        fields = call.store.catalog.fields[entity]
+        fields = call.store.catalog.live_fields(entity)
         page = fields[start : start + limit]
         nxt = _offset_next(start + limit) if start + limit < len(fields) else None
         return ok([render.v2_field(f) for f in page], {"next_cursor": nxt})
@@ -446,7 +451,7 @@ def _v1_fields(entity):
     def handler(call):
         start, limit = _v1_page(call.query)
         cat = call.store.catalog
-        fields = cat.fields["deal" if entity == "lead" else entity]
+        fields = cat.live_fields("deal" if entity == "lead" else entity)
         if entity == "lead":
             fields = [f for f in fields if f["custom"] or f["key"] in LEAD_SYSTEM_KEYS]
         page = fields[start : start + limit]
@@ -521,12 +526,14 @@ def _lead_write(fn, *args):
 
 
 def lead_create(call):
+    _lead_write(check_refs, call.store, call.body, "organization_id")
     rec = _lead_write(create_lead, call.store, call.body, call.user_id)
     status, body = ok(render.v1_lead(rec, call.store.catalog))
     return 201, body
 
 
 def lead_update(call):
+    _lead_write(check_refs, call.store, call.body, "organization_id")
     rec = _lead_write(update_lead, call.store, call.params[0], call.body, call.user_id)
     return ok(render.v1_lead(rec, call.store.catalog))
 
@@ -807,7 +814,6 @@ def _legacy_routes() -> tuple[Route, ...]:
         Route("GET", "v1", "/persons", lg._v1_contacts("person"), 20, "getPersons", "v1-jan26"),
         Route("GET", "v1", "/organizations", lg._v1_contacts("org"), 20, "getOrganizations", "v1-jan26"),
         Route("GET", "v1", "/deals/{id}/products", lg.empty_v1, 20, "getDealProducts", "v1-jan26"),
-        Route("GET", "v1", "/notes", lg.empty_v1, 20, "getNotes"),
         Route("GET", "v1", "/files", lg.empty_v1, 20, "getFiles"),
         Route("GET", "v1", "/filters", lg.empty_v1, 20, "getFilters"),
         Route("GET", "v1", "/currencies", lg.currencies, 20, "getCurrencies"),
@@ -852,7 +858,48 @@ def _legacy_routes() -> tuple[Route, ...]:
     )
 
 
-ROUTES = ROUTES + _legacy_routes()
+def _migration_routes() -> tuple[Route, ...]:
+    """Writes a migration into another company needs (handlers in :mod:`crmsync.sandbox.handlers`).
+
+    v2 pipelines, stages and custom fields (create, get, delete); v1 field creation, lead labels, notes."""
+    from . import handlers as h
+
+    fields = (
+        ("deal", "/dealFields", "Deal"),
+        ("person", "/personFields", "Person"),
+        ("org", "/organizationFields", "Organization"),
+    )
+    return (
+        Route("POST", "v2", "/pipelines", h.pipeline_create, 5, "addPipeline"),
+        Route("GET", "v2", "/pipelines/{id}", h.pipeline_get, 1, "getPipeline"),
+        Route("PATCH", "v2", "/pipelines/{id}", h.pipeline_update, 5, "updatePipeline"),
+        Route("DELETE", "v2", "/pipelines/{id}", h.pipeline_delete, 3, "deletePipeline"),
+        Route("POST", "v2", "/stages", h.stage_create, 5, "addStage"),
+        Route("GET", "v2", "/stages/{id}", h.stage_get, 1, "getStage"),
+        Route("PATCH", "v2", "/stages/{id}", h.stage_update, 5, "updateStage"),
+        Route("DELETE", "v2", "/stages/{id}", h.stage_delete, 3, "deleteStage"),
+        *(Route("POST", "v2", path, h.field_create_v2(e), 5, f"add{name}Field") for e, path, name in fields),
+        *(Route("POST", "v1", path, h.field_create_v1(e), 10, f"add{name}Field") for e, path, name in fields),
+        *(
+            Route("GET", "v2", path + "/{field_code}", h.field_get_v2(e), 1, f"get{name}Field")
+            for e, path, name in fields
+        ),
+        *(
+            Route("DELETE", "v2", path + "/{field_code}", h.field_delete_v2(e), 3, f"delete{name}Field")
+            for e, path, name in fields
+        ),
+        Route("POST", "v1", "/leadLabels", h.lead_label_create, 10, "addLeadLabel"),
+        Route("PATCH", "v1", "/leadLabels/{id}", h.lead_label_update, 10, "updateLeadLabel"),
+        Route("DELETE", "v1", "/leadLabels/{id}", h.lead_label_delete, 6, "deleteLeadLabel"),
+        Route("GET", "v1", "/notes", h.notes_list, 20, "getNotes"),
+        Route("POST", "v1", "/notes", h.note_create, 10, "addNote"),
+        Route("GET", "v1", "/notes/{id}", h.note_get, 2, "getNote"),
+        Route("PUT", "v1", "/notes/{id}", h.note_update, 10, "updateNote"),
+        Route("DELETE", "v1", "/notes/{id}", h.note_delete, 6, "deleteNote"),
+    )
+
+
+ROUTES = ROUTES + _legacy_routes() + _migration_routes()
 _COMPILED = [(r, r.regex) for r in ROUTES]
 
 

@@ -45,6 +45,24 @@ PIPELINES = (
     ),
     ("Renewals", [("Upcoming", 50, None), ("In review", 70, 10), ("Signed", 95, None)]),
 )
+# A freshly created company (``Catalog.build_empty``): one pipeline with the five stages Pipedrive's
+# onboarding shows (names as in its default sales pipeline; probability 100 %, no rotting, deal
+# probability off: what a new pipeline gets when nobody edited it). A choice: the reference is silent.
+EMPTY_PIPELINE = (
+    "Pipeline",
+    [
+        ("Qualified", 100, None),
+        ("Contact Made", 100, None),
+        ("Demo Scheduled", 100, None),
+        ("Proposal Made", 100, None),
+        ("Negotiations Started", 100, None),
+    ],
+)
+# Users of an empty company: the seeded user (same seed) each one shares name and email with, or None.
+# Ids are shifted on purpose (empty user 2 is seeded user 1) so owner mapping must go by email, and
+# seeded users 4..8 have no counterpart while empty users 1 and 5 exist only in the empty company.
+EMPTY_USERS = (None, 1, 2, 3, None)
+EMPTY_LEAD_LABELS = (("Hot", "red"), ("Warm", "yellow"), ("Cold", "blue"))
 CURRENCIES = ("EUR", "USD", "GBP", "MXN")
 CHANNELS = ("Organic search", "Paid search", "Referral", "Email marketing", "Evento / Event", "Social media")
 LEAD_SOURCES = (
@@ -176,6 +194,24 @@ def person_name(seed: int, uid: int, kind: str = "user") -> tuple[str, str]:
     return FIRST_EN[(b >> 8) % len(FIRST_EN)], LAST_EN[(b >> 16) % len(LAST_EN)]
 
 
+def _user(seed: int, name_id: int, uid: int, n_users: int, t0: int, now: int, domain: str) -> dict:
+    """User ``uid`` named (and e-mailed) after hash slot ``name_id`` of ``seed``: equal slots, equal emails."""
+    first, last = person_name(seed, name_id)
+    email = f"{first.split()[0].lower()}.{name_id}@{domain}.example.com"
+    email = email.translate(str.maketrans("áéíóúñÁÉÍÓÚÑ", "aeiounAEIOUN"))
+    return {
+        "id": uid,
+        "name": f"{first} {last}",
+        "email": email,
+        "active_flag": uid != n_users,
+        "is_admin": uid == 1,
+        "default_currency": "EUR" if bits(seed, "user", name_id) & 1 else "USD",
+        "locale": "es_ES" if bits(seed, "user", name_id) & 1 else "en_US",
+        "created": t0 + uid * 3600,
+        "last_login": now - uid * 7200,
+    }
+
+
 @dataclass
 class Catalog:
     """Company-wide objects; mutable through :class:`crmsync.sandbox.store.Store` only."""
@@ -196,34 +232,49 @@ class Catalog:
         cat = cls(seed=seed, now=now)
         t0 = now - 800 * 86400  # the company predates every record
         for uid in range(1, n_users + 1):
-            first, last = person_name(seed, uid)
-            email = f"{first.split()[0].lower()}.{uid}@sandbox-{seed}.example.com"
-            email = email.translate(str.maketrans("áéíóúñÁÉÍÓÚÑ", "aeiounAEIOUN"))
-            cat.users.append(
-                {
-                    "id": uid,
-                    "name": f"{first} {last}",
-                    "email": email,
-                    "active_flag": uid != n_users,
-                    "is_admin": uid == 1,
-                    "default_currency": "EUR" if bits(seed, "user", uid) & 1 else "USD",
-                    "locale": "es_ES" if bits(seed, "user", uid) & 1 else "en_US",
-                    "created": t0 + uid * 3600,
-                    "last_login": now - uid * 7200,
-                }
-            )
+            cat.users.append(_user(seed, uid, uid, n_users, t0, now, f"sandbox-{seed}"))
             cat.tokens[hex40(seed, f"api-token:{uid}")] = uid
+        cat._build_pipelines(PIPELINES, t0)
+        cat._build_lead_labels(LEAD_LABELS, t0)
+        cat.channels = [{"id": n, "label": name} for n, name in enumerate(CHANNELS, start=1)]
+        for entity in ("deal", "person", "org"):
+            cat.fields[entity] = cat._build_fields(entity, t0)
+        return cat
+
+    @classmethod
+    def build_empty(cls, seed: int, now: int) -> Catalog:
+        """A company created a day before ``now``: users (see ``EMPTY_USERS``), one default
+        pipeline, Pipedrive's three default lead labels, system fields only, own API tokens."""
+        cat = cls(seed=seed, now=now)
+        t0 = now - 86400
+        n = len(EMPTY_USERS)
+        for uid, twin in enumerate(EMPTY_USERS, start=1):
+            if twin is None:
+                cat.users.append(_user(seed, 100 + uid, uid, n, t0, now, f"empty-{seed}"))
+            else:
+                cat.users.append(_user(seed, twin, uid, n, t0, now, f"sandbox-{seed}"))
+            cat.tokens[hex40(seed, f"empty-company-api-token:{uid}")] = uid
+        cat.users[-1]["active_flag"] = True  # a new company has no deactivated users yet
+        cat._build_pipelines((EMPTY_PIPELINE,), t0, probability=False, edited=0)
+        cat._build_lead_labels(EMPTY_LEAD_LABELS, t0, salt="empty-lead-label")
+        cat.channels = [{"id": n, "label": name} for n, name in enumerate(CHANNELS, start=1)]
+        for entity in ("deal", "person", "org"):
+            cat.fields[entity] = cat._build_fields(entity, t0, custom=False)
+        return cat
+
+    def _build_pipelines(self, pipelines, t0: int, probability: bool = True, edited: int = 86400) -> None:
+        cat = self
         sid = 0
-        for pid, (pname, stages) in enumerate(PIPELINES, start=1):
+        for pid, (pname, stages) in enumerate(pipelines, start=1):
             cat.pipelines.append(
                 {
                     "id": pid,
                     "name": pname,
                     "order_nr": pid - 1,
                     "is_deleted": False,
-                    "is_deal_probability_enabled": True,
+                    "is_deal_probability_enabled": probability,
                     "add_time": t0 + pid * 60,
-                    "update_time": t0 + pid * 60 + 86400,
+                    "update_time": t0 + pid * 60 + edited,
                 }
             )
             for order, (sname, prob, rot) in enumerate(stages, start=1):
@@ -242,22 +293,20 @@ class Catalog:
                         "update_time": t0 + pid * 60 + order,
                     }
                 )
-        for n, (name, color) in enumerate(LEAD_LABELS, start=1):
-            cat.lead_labels.append(
+
+    def _build_lead_labels(self, labels, t0: int, salt: str = "lead-label") -> None:
+        for n, (name, color) in enumerate(labels, start=1):
+            self.lead_labels.append(
                 {
-                    "id": uuid_for(seed, "lead-label", n),
+                    "id": uuid_for(self.seed, salt, n),
                     "name": name,
                     "color": color,
                     "add_time": t0 + n,
                     "update_time": t0 + n,
                 }
             )
-        cat.channels = [{"id": n, "label": name} for n, name in enumerate(CHANNELS, start=1)]
-        for entity in ("deal", "person", "org"):
-            cat.fields[entity] = cat._build_fields(entity, t0)
-        return cat
 
-    def _build_fields(self, entity: str, t0: int) -> list[dict]:
+    def _build_fields(self, entity: str, t0: int, custom: bool = True) -> list[dict]:
         out: list[dict] = []
         for n, (key, code, name, ftype) in enumerate(SYSTEM_FIELDS[entity], start=1):
             options = None
@@ -279,7 +328,7 @@ class Catalog:
                 }
             )
         base = len(out)
-        for n, (name, ftype, labels) in enumerate(CUSTOM_FIELDS[entity], start=1):
+        for n, (name, ftype, labels) in enumerate(CUSTOM_FIELDS[entity] if custom else (), start=1):
             options = None
             if labels:
                 options = []
@@ -305,13 +354,28 @@ class Catalog:
         return out
 
     # -- lookups -------------------------------------------------------------------------------
+    def changed(self) -> None:
+        """Forget lookup caches after a pipeline, stage or field was added or changed."""
+        self.__dict__.pop("_custom_cache", None)
+        self.__dict__.pop("_stage_by_id", None)
+
     def custom_fields(self, entity: str) -> list[dict]:
-        """Custom field objects (live: renames and new options show). Fields are never added."""
+        """Custom field objects (live: renames, new options and API-created fields show)."""
         entity = "deal" if entity == "lead" else entity
         cache = self.__dict__.setdefault("_custom_cache", {})
         if entity not in cache:
-            cache[entity] = [f for f in self.fields[entity] if f["custom"]]
+            cache[entity] = [f for f in self.fields[entity] if f["custom"] and not f.get("is_deleted")]
         return cache[entity]
+
+    def live_fields(self, entity: str) -> list[dict]:
+        """System and custom fields as the field lists show them (deleted custom fields left out)."""
+        return [f for f in self.fields[entity] if not f.get("is_deleted")]
+
+    def generated_fields(self, entity: str) -> list[dict]:
+        """The custom fields generated records draw values for: the company's starting set, deleted
+        ones included, so that deleting or adding a field never changes any other value drawn."""
+        entity = "deal" if entity == "lead" else entity
+        return [f for f in self.fields[entity] if f["custom"] and not f.get("api_created")]
 
     def stage(self, sid: int) -> dict | None:
         by_id = self.__dict__.setdefault("_stage_by_id", {s["id"]: s for s in self.stages})
@@ -322,6 +386,9 @@ class Catalog:
             (s for s in self.stages if s["pipeline_id"] == pid and not s["is_deleted"]),
             key=lambda s: s["order_nr"],
         )
+
+    def pipeline(self, pid: int | None) -> dict | None:
+        return next((p for p in self.pipelines if p["id"] == pid), None)
 
     def user(self, uid: int | None) -> dict | None:
         return next((u for u in self.users if u["id"] == uid), None)

@@ -8,6 +8,7 @@ Example::
     $ crmsync sandbox serve --port 8765 --seed 1 --deals 100000
     http://127.0.0.1:8765
     3f0c...e2a1            <- API token of user 1 (admin)
+    $ crmsync sandbox serve --port 8766 --seed 1 --empty     <- a second, empty company to migrate into
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ def serve(
     port: int = typer.Option(8765, help="TCP port on 127.0.0.1 (0 picks a free one)."),
     host: str = typer.Option("127.0.0.1", help="Address to bind; keep it on loopback."),
     seed: int = typer.Option(1, help="Same seed, same company, same data."),
+    empty: bool = typer.Option(
+        False,
+        "--empty",
+        help="Serve a freshly created company (users, one default pipeline, no records): a migration "
+        "target. Users 2-4 share emails with users 1-3 of the seeded company of the same --seed.",
+    ),
     deals: int = typer.Option(1000, help="Generated deals (1,000,000 is fine: generated lazily)."),
     leads: int | None = typer.Option(None, help="Generated leads [default: deals/5]."),
     persons: int | None = typer.Option(None, help="Generated persons [default: deals/4]."),
@@ -65,6 +72,7 @@ def serve(
         leads=leads,
         persons=persons,
         orgs=orgs,
+        empty=empty,
         port=port,
         host=host,
         wait=False,

@@ -277,7 +277,7 @@ class Generator:
 
     def _custom_values(self, entity: str, r, add_t: int) -> dict:
         out: dict = {}
-        for f in self.cat.custom_fields(entity):
+        for f in self.cat.generated_fields(entity):
             if r.random() < 0.3:
                 continue  # unset
             ft = f["field_type"]

@@ -6,7 +6,7 @@ Two groups of endpoints live here, apart from the current API in :mod:`crmsync.s
   from the 2026-01-14 v1 spec): out of support since 2026-08-01 but "may remain functional",
   and still what older extractors call. They carry v1's nested relation objects
   (``"user_id": {"id":.., "name":.., "value":..}``) and ``related_objects``.
-* Entities the sandbox does not generate (notes, activities, products, files, filters): their
+* Entities the sandbox does not model (activities, products, files, filters): their
   lists answer well-formed empty pages and their field lists carry a few system fields, so a
   client that walks every stream (tap-pipedrive does) does not stop at a 404. Currencies and
   activity types return a small fixed list.

@@ -6,6 +6,13 @@ derived fields Pipedrive maintains (``stage_change_time``, ``won_time``,
 ``close_time``...), and one history event per changed field, which ``/v1/deals/{id}/flow``
 and ``/changelog`` then show.
 
+Bodies follow the v2 request schemas: unknown keys are 400s; ``add_time`` is accepted when
+creating persons and organizations (addPerson/addOrganization list it) but not deals
+(addDeal does not); ``won_time``/``lost_time``/``close_time`` keep a migrated deal's original
+close times and are refused unless the resulting status allows them ("Can only be set if
+deal status is won/lost"); ``archive_time`` only on an archived deal. Every write, even one
+that changes nothing, moves ``update_time``, so a client can detect concurrent edits by it.
+
 Example::
 
     >>> from crmsync.sandbox.store import Store
@@ -17,9 +24,13 @@ Example::
 
 from __future__ import annotations
 
+import calendar
 import copy
+import re
+import time
 
 from .catalog import CURRENCIES
+from .notes import transfer_lead_notes
 from .rng import uuid_for
 from .store import Invalid, NotFound, Store
 
@@ -61,7 +72,25 @@ PERSON_WRITABLE = {
     "label_ids",
     "custom_fields",
 }
-ORG_WRITABLE = {"name", "owner_id", "address", "visible_to", "label_ids", "custom_fields"}
+# accepted on persons as the spec says and kept, but never shown: Pipedrive shows them only with
+# contact sync enabled, which the sandbox does not model
+CONTACT_SYNC = ("birthday", "im", "job_title", "marketing_status", "notes", "postal_address")
+PERSON_WRITABLE |= set(CONTACT_SYNC)
+ORG_WRITABLE = {
+    "name",
+    "owner_id",
+    "address",
+    "visible_to",
+    "label_ids",
+    "custom_fields",
+    "website",
+    "linkedin",
+    "industry",
+    "annual_revenue",
+    "employee_count",
+}
+CREATE_ONLY = {"add_time"}  # addPerson/addOrganization take it; the updates and addDeal do not
+CLOSE_TIMES = {"won_time": ("won",), "lost_time": ("lost",), "close_time": ("won", "lost")}
 LEAD_WRITABLE = {
     "title",
     "owner_id",
@@ -96,6 +125,51 @@ def _check_custom(store: Store, entity: str, values: dict) -> dict:
     return out
 
 
+def parse_time(value, name: str) -> int:
+    """RFC 3339 (``2024-05-01T10:00:00Z``, offsets allowed) or v1's ``2024-05-01 10:00:00`` (UTC)."""
+    m = isinstance(value, str) and re.fullmatch(
+        r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.\d+)?(Z|[+-]\d{2}:?\d{2})?", value
+    )
+    if not m:
+        raise Invalid(f"Parameter '{name}' must be a date-time such as 2024-05-01T10:00:00Z")
+    try:
+        ts = calendar.timegm(time.strptime(f"{m[1]} {m[2]}", "%Y-%m-%d %H:%M:%S"))
+    except ValueError:
+        raise Invalid(f"Parameter '{name}' is not a valid date-time") from None
+    tz = m[3]
+    if tz and tz != "Z":
+        sign = 1 if tz[0] == "+" else -1
+        ts -= sign * (int(tz[1:3]) * 3600 + int(tz[-2:]) * 60)
+    return ts
+
+
+def check_refs(store: Store, body: dict, org_key: str = "org_id") -> None:
+    """API writes may only point at users, persons and organizations the company has (400 otherwise).
+
+    Only API handlers call this: simulated activity picks ids itself."""
+    if "owner_id" in body and store.catalog.user(body["owner_id"]) is None:
+        raise Invalid("User not found")
+    for key, kind, label in (("person_id", "person", "Person"), (org_key, "org", "Organization")):
+        v = body.get(key)
+        if v is None:
+            continue
+        rec = store.get(kind, v) if isinstance(v, int) and not isinstance(v, bool) else None
+        if rec is None or rec["is_deleted"]:
+            raise Invalid(f"{label} not found")
+
+
+def _close_times(body: dict, status: str | None) -> dict[str, int]:
+    """Parsed won/lost/close times of ``body``; 400 unless the deal's resulting status allows them."""
+    out = {}
+    for key, allowed in CLOSE_TIMES.items():
+        if body.get(key) is None:
+            continue
+        if status not in allowed:
+            raise Invalid(f"{key} can only be set if the deal status is {' or '.join(allowed)}")
+        out[key] = parse_time(body[key], key)
+    return out
+
+
 def _unknown(body: dict, allowed: set[str]) -> None:
     extra = sorted(set(body) - allowed)
     if extra:
@@ -114,7 +188,8 @@ def _stage_for(store: Store, body: dict, rec: dict | None) -> tuple[int, int]:
             return rec["pipeline_id"], rec["stage_id"]
         stages = cat.pipeline_stages(body["pipeline_id"])
         if not stages:
-            raise Invalid("Pipeline not found")
+            p = cat.pipeline(body["pipeline_id"])
+            raise Invalid("Pipeline has no stages" if p and not p["is_deleted"] else "Pipeline not found")
         return body["pipeline_id"], stages[0]["id"]
     if rec is not None:
         return rec["pipeline_id"], rec["stage_id"]
@@ -136,6 +211,12 @@ def create_deal(
         raise Invalid("Title is required")
     if body.get("is_deleted") or body.get("status") == "deleted":
         raise Invalid("A deal cannot be created as deleted")
+    status = body.get("status", "open")
+    if status not in ("open", "won", "lost"):
+        raise Invalid("status must be one of open, won, lost")
+    _close_times(body, status)
+    if body.get("archive_time") is not None and not body.get("is_archived"):
+        raise Invalid("archive_time can only be set if the deal is archived")
     pipeline_id, stage_id = _stage_for(store, body, None)
     t = store.tick(at)
     i = store.new_id("deal")
@@ -177,9 +258,9 @@ def create_deal(
         "_events": [],
     }
     store.put("deal", rec, [("add_time", None, t)], user_id, source)
-    status = body.get("status", "open")
-    if status != "open":
-        return update_deal(store, i, {"status": status, "lost_reason": body.get("lost_reason")}, user_id, source)
+    follow = {k: body[k] for k in ("lost_reason", *CLOSE_TIMES, "is_archived", "archive_time") if k in body}
+    if status != "open" or body.get("is_archived"):
+        return update_deal(store, i, {"status": status, **follow}, user_id, source)
     return rec
 
 
@@ -227,26 +308,29 @@ def update_deal(store: Store, i: int, body: dict, user_id: int, source: str = "a
             if sid != rec["stage_id"]:
                 setf("stage_id", sid)
                 rec["stage_change_time"] = t
-        if "status" in body and body["status"] != rec["status"]:
-            new = body["status"]
-            if new not in ("open", "won", "lost"):
-                raise Invalid("status must be one of open, won, lost")
-            old = rec["status"]
-            setf("status", new)
-            if new == "won":
-                rec.update(won_time=t, close_time=t, lost_time=None, lost_reason=None)
-                rec["first_won_time"] = rec["first_won_time"] or t
-                changes.append(("won_time", None, t))
-            elif new == "lost":
-                rec.update(lost_time=t, close_time=t, won_time=None)
-                changes.append(("lost_time", None, t))
+        new_status = body.get("status", rec["status"])
+        if new_status not in ("open", "won", "lost"):
+            raise Invalid("status must be one of open, won, lost")
+        times = _close_times(body, new_status)
+        if new_status != rec["status"]:
+            setf("status", new_status)
+            if new_status == "won":
+                won = times.pop("won_time", t)
+                rec.update(won_time=won, close_time=times.pop("close_time", won), lost_time=None, lost_reason=None)
+                rec["first_won_time"] = rec["first_won_time"] or won
+                changes.append(("won_time", None, won))
+            elif new_status == "lost":
+                lost = times.pop("lost_time", t)
+                rec.update(lost_time=lost, close_time=times.pop("close_time", lost), won_time=None)
+                changes.append(("lost_time", None, lost))
                 if body.get("lost_reason"):
                     setf("lost_reason", body["lost_reason"])
             else:  # reopened
                 rec.update(won_time=None, lost_time=None, close_time=None, lost_reason=None)
-            del old
         elif body.get("lost_reason") and rec["status"] == "lost":
             setf("lost_reason", body["lost_reason"])
+        for key, v in times.items():  # corrections of a closed deal's times
+            setf(key, v)
         if "custom_fields" in body:
             for key, v in _check_custom(store, "deal", body["custom_fields"] or {}).items():
                 old = rec["custom_fields"].get(key)
@@ -259,6 +343,10 @@ def update_deal(store: Store, i: int, body: dict, user_id: int, source: str = "a
         if "is_archived" in body and bool(body["is_archived"]) != rec["is_archived"]:
             setf("is_archived", bool(body["is_archived"]))
             rec["archive_time"] = t if rec["is_archived"] else None
+        if body.get("archive_time") is not None:
+            if not rec["is_archived"]:
+                raise Invalid("archive_time can only be set if the deal is archived")
+            rec["archive_time"] = parse_time(body["archive_time"], "archive_time")
         rec["update_time"] = t
         return store.put("deal", rec, changes, user_id, source)
 
@@ -294,16 +382,17 @@ def create_contact(
     store: Store, kind: str, body: dict, user_id: int, source: str = "api", at: int | None = None
 ) -> dict:
     entity = "person" if kind == "person" else "org"
-    _unknown(body, PERSON_WRITABLE if kind == "person" else ORG_WRITABLE)
+    _unknown(body, (PERSON_WRITABLE if kind == "person" else ORG_WRITABLE) | CREATE_ONLY)
     if not body.get("name"):
         raise Invalid("Name is required")
+    added = parse_time(body["add_time"], "add_time") if body.get("add_time") is not None else None
     t = store.tick(at)
     ident = store.new_id(kind)
     rec = {
         "id": ident,
         "name": body["name"],
         "owner_id": body.get("owner_id", user_id),
-        "add_time": t,
+        "add_time": added if added is not None else t,
         "update_time": t,
         "is_deleted": False,
         "visible_to": body.get("visible_to", 3),
@@ -322,18 +411,15 @@ def create_contact(
             emails=_contact_list(body.get("emails")),
             phones=_contact_list(body.get("phones")),
             picture_id=None,
+            **{k: body[k] for k in CONTACT_SYNC if k in body},
         )
     else:
         addr = body.get("address")
         rec.update(
             address={"value": addr} if isinstance(addr, str) else addr,
-            website=None,
-            linkedin=None,
-            industry=None,
-            annual_revenue=None,
-            employee_count=None,
+            **{k: body.get(k) for k in ("website", "linkedin", "industry", "annual_revenue", "employee_count")},
         )
-    return store.put(kind, rec, [("add_time", None, t)], user_id, source)
+    return store.put(kind, rec, [("add_time", None, rec["add_time"])], user_id, source)
 
 
 def update_contact(
@@ -482,7 +568,7 @@ def delete_lead(store: Store, uuid: str, user_id: int, source: str = "api", at: 
 
 
 def convert_lead(store: Store, uuid: str, body: dict, user_id: int, source: str = "api", at: int | None = None) -> dict:
-    """Do the conversion now: a new deal with ``source_lead_id``, the lead marked deleted.
+    """Do the conversion now: a new deal with ``source_lead_id``, the lead marked deleted, its notes moved.
 
     The deal copies the lead's title, owner, person, organization, value, labels-free fields,
     custom values and its origin/channel (a choice: the reference marks this UNCERTAIN).
@@ -518,4 +604,5 @@ def convert_lead(store: Store, uuid: str, body: dict, user_id: int, source: str 
         deal = create_deal(store, deal_body, user_id, source, at, source_lead_id=lead["id"], origin=lead["origin"])
         lead.update(is_deleted=True, update_time=store.tick(), converted_deal_id=deal["id"])
         store.put("lead", lead, [("is_deleted", False, True)], user_id, source)
+        transfer_lead_notes(store, lead["id"], deal["id"], user_id, lead["update_time"])
         return deal

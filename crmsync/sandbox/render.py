@@ -433,7 +433,7 @@ def v2_field(f: dict) -> dict:
     return {
         "field_name": f["name"],
         "field_code": f["code"],
-        "description": None,
+        "description": f.get("description"),
         "field_type": f["field_type"],
         "options": options,
         "subfields": subfields,

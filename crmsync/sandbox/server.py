@@ -192,6 +192,13 @@ class Sandbox:
     leads default to a share of deals); ``rate_limit`` and ``faults`` take the configs
     of :mod:`~crmsync.sandbox.limits` and :mod:`~crmsync.sandbox.faults`; ``wait`` blocks
     until the filter index is built (``False`` serves at once, see the store docstring).
+
+    ``empty=True`` serves a freshly created company instead of the seeded one, as the target
+    of a migration: users (three share name and email with users 1-3 of the seeded company
+    of the same seed, under ids 2-4), one default pipeline with five stages, Pipedrive's
+    default lead labels, no custom fields and no records; the size arguments are ignored.
+    Its API tokens differ from the seeded company's, so each company answers only its own.
+    See :meth:`crmsync.sandbox.catalog.Catalog.build_empty`.
     """
 
     def __init__(
@@ -208,8 +215,11 @@ class Sandbox:
         faults: FaultConfig | None = None,
         wait: bool = True,
         conversion_delay: float = 0.2,
+        empty: bool = False,
     ):
-        self.store = Store(seed=seed, deals=deals, persons=persons, orgs=orgs, leads=leads, now=now, background=True)
+        self.store = Store(
+            seed=seed, deals=deals, persons=persons, orgs=orgs, leads=leads, now=now, background=True, empty=empty
+        )
         self.limiter = RateLimiter(rate_limit or RateLimitConfig(), seats=len(self.store.catalog.users))
         self.faults = Faults(faults or FaultConfig(), seed)
         self.usage = Usage()
@@ -300,6 +310,7 @@ class Sandbox:
             if method == "GET" and path == "info":
                 return 200, {
                     "seed": st.seed,
+                    "empty": st.empty,
                     "sizes": st.sizes,
                     "now": st.now,
                     "index_ready": st.ready.is_set(),

@@ -8,6 +8,9 @@ a background thread (rows computed by forked worker processes when the sandbox i
 1M deals index in ~20 s on 2 cores), so a 1M-deal sandbox answers at once: until the index is ready,
 deal lists sorted by id are served by scanning ids; everything else waits for it.
 
+``Store(empty=True)`` is a freshly created company instead: users, one default pipeline, no
+records and no custom fields (see :meth:`Catalog.build_empty`), for migrations into it.
+
 Time is virtual and deterministic: it starts at ``now`` and moves one second per write
 (or as far as :meth:`Store.advance` says), so the same seed and the same calls give the
 same timestamps.
@@ -58,6 +61,7 @@ KINDS = ("deal", "person", "org", "lead")
 CHUNK = 20000
 POOL_MIN_ROWS = 150_000  # below this a process pool costs more than it saves
 _POOL_GEN: Generator | None = None  # inherited by forked index workers
+_POOL_LOCK = threading.Lock()  # two stores indexing at once must each fork with their own generator
 
 
 def _rows_local(gen: Generator, job: tuple[str, int, int]) -> list[tuple]:
@@ -93,17 +97,21 @@ class Store:
         now: int = DEFAULT_NOW,
         users: int = 8,
         background: bool = False,
+        empty: bool = False,
     ):
         self.seed = seed
+        self.empty = empty
         self.sizes = {
             "deal": deals,
             "person": persons if persons is not None else max(20, deals // 4),
             "org": orgs if orgs is not None else max(10, deals // 10),
             "lead": leads if leads is not None else max(10, deals // 5),
         }
+        if empty:  # a new company: no records, whatever sizes were asked for
+            self.sizes = {k: 0 for k in KINDS}
         self.start_now = now
         self.now = now
-        self.catalog = Catalog.build(seed, now, users)
+        self.catalog = Catalog.build_empty(seed, now) if empty else Catalog.build(seed, now, users)
         self.gen = Generator(
             seed,
             now,
@@ -119,6 +127,9 @@ class Store:
         self.next_event_id = NEW_EVENT_IDS
         self.journal: list[dict] = []  # every change made after start, in order (for export and tests)
         self.conversions: dict[str, dict] = {}
+        self.notes: dict[int, dict] = {}  # only API-created notes: the generated company has none
+        self.next_note_id = 1
+        self.next_label = 0  # API-created lead labels so far
         self.sim_round = 0  # how many times simulate() ran: seeds its RNG
         self.db = sqlite3.connect(":memory:", check_same_thread=False)
         self.db.executescript(_SCHEMA)
@@ -145,8 +156,10 @@ class Store:
             and "fork" in multiprocessing.get_all_start_methods()
         ):
             global _POOL_GEN
-            _POOL_GEN = self.gen
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            with _POOL_LOCK:  # the workers fork here and keep the generator they saw
+                _POOL_GEN = self.gen
+                pool = multiprocessing.get_context("fork").Pool(workers)
+            with pool:
                 for job, rows in zip(jobs, pool.imap(_rows, jobs), strict=True):
                     yield job[0], rows
             return
@@ -358,6 +371,24 @@ class Store:
         if "_events" not in rec:
             rec["_events"] = self.events(kind, ident)
         return rec
+
+    def log(self, entity: str, item_id, key: str, old, new, user_id: int, t: int) -> None:
+        """Journal a change to something outside the four record kinds (pipelines, notes, fields)."""
+        with self.lock:
+            self.journal.append(
+                {
+                    "entity": entity,
+                    "id": self.next_event_id,
+                    "item_id": item_id,
+                    "time": t,
+                    "field_key": key,
+                    "old_value": old,
+                    "new_value": new,
+                    "user_id": user_id,
+                    "change_source": "api",
+                }
+            )
+            self.next_event_id += 1
 
     def new_id(self, kind: str) -> int:
         with self.lock:

@@ -1,9 +1,10 @@
 """Export of the sandbox's full truth: every record and every change event, as plain JSON.
 
-Tests and reconciliation checks compare what a sync stored against this. Records are in
-the canonical (v2-like) shape with RFC 3339 times; ``events`` are all deal field
-changes (generated history plus later writes); ``journal`` lists only the changes made
-after start (API writes, simulated activity, field renames), in order. It walks every
+Tests and reconciliation checks compare what a sync stored against this. Records and notes
+(deleted notes with ``active_flag`` false) are in the canonical (v2-like) shape with RFC 3339
+times; ``events`` are all deal field changes (generated history plus later writes);
+``journal`` lists only the changes made after start (record, note, pipeline, stage and field
+writes, simulated activity), in order. It walks every
 record, so it is O(size): fine for test-sized sandboxes, slow for a million deals.
 
 Example::
@@ -51,6 +52,7 @@ def export_truth(store) -> dict:
             "persons": [],
             "organizations": [],
             "leads": [],
+            "notes": [_plain(n) for n in store.notes.values()],
             "events": [],
             "journal": [_event(e, e["entity"]) for e in store.journal],
         }

@@ -47,7 +47,6 @@ def test_v1_deals_pages_cover_every_not_archived_deal(sandbox, http):
 @pytest.mark.parametrize(
     ("version", "path"),
     [
-        ("v1", "/notes"),
         ("v1", "/files"),
         ("v1", "/filters"),
         ("v1", "/currencies"),

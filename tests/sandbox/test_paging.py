@@ -135,3 +135,34 @@ def test_index_built_by_worker_processes_equals_the_single_process_one(monkeypat
     monkeypatch.setattr(store_mod, "POOL_MIN_ROWS", 0)
     pooled = dump(store_mod.Store(seed=4, deals=3000))
     assert single == pooled and len(single["deal"]) == 3000
+
+
+def test_two_stores_indexing_at_once_each_fork_workers_with_their_own_data(monkeypatch):
+    """Regression: the forked workers read a module global; a second store could overwrite it
+    between the first one setting it and forking, and index the other company's rows."""
+    import multiprocessing
+    import time
+
+    from crmsync.sandbox import store as store_mod
+
+    real = multiprocessing.get_context
+
+    class SlowFork:
+        def __init__(self, method):
+            self.ctx = real(method)
+
+        def Pool(self, n):  # noqa: N802 - multiprocessing's name
+            time.sleep(0.3)  # widen the window between setting the global and forking
+            return self.ctx.Pool(n)
+
+    def dump(st):
+        st.wait_ready()
+        return {k: st.db.execute(f"SELECT * FROM {k} ORDER BY 1").fetchall() for k in store_mod.KINDS}
+
+    monkeypatch.setattr(store_mod, "CHUNK", 500)
+    monkeypatch.setattr(store_mod, "POOL_MIN_ROWS", 10**12)
+    alone = {seed: dump(store_mod.Store(seed=seed, deals=1500)) for seed in (5, 6)}
+    monkeypatch.setattr(store_mod, "POOL_MIN_ROWS", 0)
+    monkeypatch.setattr(store_mod.multiprocessing, "get_context", SlowFork)
+    together = {seed: store_mod.Store(seed=seed, deals=1500, background=True) for seed in (5, 6)}
+    assert {seed: dump(st) for seed, st in together.items()} == alone
