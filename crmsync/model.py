@@ -182,6 +182,22 @@ class User(Record):
     active: bool | None = None
 
 
+class CustomField(Record):
+    """A custom field as its source defines it: what a migration needs to recreate it elsewhere.
+
+    ``owner`` is the entity whose records carry it (``deal``, ``person``, ``organization``; Pipedrive
+    leads share the deal fields), ``name`` the key used in records' ``custom``, ``type`` the source's
+    own type name (Pipedrive: varchar, text, double, monetary, date, enum, set, user, people, org, …)
+    and ``options`` the labels of enum/set fields.
+    """
+
+    entity: ClassVar[str] = "custom_field"
+    owner: str
+    name: str
+    type: str | None = None
+    options: list[str] = Field(default_factory=list)
+
+
 class Organization(Record):
     entity: ClassVar[str] = "organization"
     name: str
@@ -317,7 +333,7 @@ class Conversion(Record):
 #: Entity name -> record class, in the order relationships need (parents first).
 ENTITIES: dict[str, type[Record]] = {
     cls.entity: cls
-    for cls in (Pipeline, Stage, User, Organization, Person, Lead, Deal, StageChange, Conversion)
+    for cls in (Pipeline, Stage, User, CustomField, Organization, Person, Lead, Deal, StageChange, Conversion)
 }
 
 #: Table name in the warehouse for each entity.
@@ -325,6 +341,7 @@ TABLES: dict[str, str] = {
     "pipeline": "pipelines",
     "stage": "stages",
     "user": "users",
+    "custom_field": "custom_fields",
     "organization": "organizations",
     "person": "persons",
     "lead": "leads",

@@ -42,7 +42,7 @@ def test_sync_json_reports_counts_that_add_up(example):
         by_source.setdefault(e["source"], set()).add(e["entity"])
     spreadsheet = {"user", "organization", "person", "lead", "deal", "pipeline", "stage"}
     assert by_source["examples"] == spreadsheet
-    assert by_source["pipedrive_sandbox"] == spreadsheet | {"stage_change", "conversion"}
+    assert by_source["pipedrive_sandbox"] == spreadsheet | {"stage_change", "conversion", "custom_field"}
 
 
 def test_sync_table_output_names_entities_and_time(example):
@@ -138,7 +138,7 @@ def test_second_sync_while_one_holds_the_warehouse_exits_5(example):
 
 
 def test_every_command_has_help_with_an_example():
-    commands = ["sync", "status", "init", "reconcile", "audit", "conversions", "history"]
+    commands = ["sync", "status", "init", "reconcile", "audit", "conversions", "history", "push", "migrate", "rollback", "pushlog"]
     for name in commands:
         result = invoke(name, "--help")
         assert result.exit_code == 0

@@ -320,6 +320,9 @@ class PipedriveSource(Source):
             yield from good
             yield from bad
             yield EntityComplete(entity)
+        for owner, fs in fields.items():
+            yield from convert.custom_fields(self.name, owner, fs)
+        yield EntityComplete("custom_field")
         out["meta"], out["fields"] = meta, fields
 
     def _v2_entity(self, client, path, stream, entity, params, fn, meta, *, record_ids: set[str] | None = None,

@@ -25,6 +25,7 @@ from crmsync.errors import ValueParseError
 from crmsync.model import (
     ContactPoint,
     Conversion,
+    CustomField,
     Deal,
     Lead,
     LeadStatus,
@@ -255,3 +256,10 @@ def user(source: str, d: dict) -> User:
     active = d.get("active_flag")
     return User(source=source, source_id=str(d["id"]), name=d.get("name") or None, email=d.get("email") or None,
                 active=None if active is None else bool(active), raw=d)
+
+
+def custom_fields(source: str, owner: str, fs: FieldSet) -> list[CustomField]:
+    """The definitions behind ``custom`` values, so a migration can recreate them (with option labels)."""
+    return [CustomField(source=source, source_id=f"{owner}:{key}", owner=owner, name=fs.names[key], type=d.type or None,
+                        options=list(d.options.values()), raw={"key": key, "name": d.name, "type": d.type})
+            for key, d in fs.fields.items()]

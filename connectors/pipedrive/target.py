@@ -37,6 +37,9 @@ PATHS = {
     "note": ("v1", "/notes"),
 }
 FIELD_PATHS = {"deal": "/dealFields", "person": "/personFields", "organization": "/organizationFields"}
+#: Custom field types Pipedrive's v2 API creates (the rest are created as text).
+FIELD_TYPES = frozenset({"varchar", "text", "double", "phone", "date", "daterange", "time", "timerange", "set", "enum",
+                         "varchar_auto", "address", "monetary", "org", "people", "user"})
 _INT_REFS = ("pipeline_id", "stage_id", "person_id", "org_id", "owner_id", "deal_id")
 
 
@@ -51,6 +54,8 @@ class PipedriveTarget(Target):
 
     # -- Target --------------------------------------------------------------------------------
     def cost(self, entity: str, action: str) -> tuple[int, int]:
+        if entity == "custom_field":
+            return 1, cost_of("v2", "/dealFields", "POST")
         family, path = PATHS[entity]
         if action == "create":
             return 1, cost_of(family, path, "POST")
@@ -83,10 +88,19 @@ class PipedriveTarget(Target):
         fields = self._field_set(entity)
         if any(f.name == self.key_field for f in fields.fields.values()):
             return None
-        body = {"field_name": self.key_field, "field_type": "varchar"}
-        data = self.client.send("POST", "v2", FIELD_PATHS[entity], body).get("data") or {}
-        self._fields.pop(entity, None)
-        return Written(f"{entity}:{data.get('field_code', '')}")
+        return self.create_field(entity, self.key_field, "varchar", [])
+
+    def create_field(self, owner: str, name: str, type_: str, options: list[str]) -> Written:
+        body: dict[str, Any] = {"field_name": name, "field_type": type_ if type_ in FIELD_TYPES else "text"}
+        if body["field_type"] in ("enum", "set"):
+            if not options:
+                body["field_type"] = "varchar"
+            else:
+                body["options"] = [{"label": label} for label in options]
+        data = self.client.send("POST", "v2", FIELD_PATHS[owner], body).get("data") or {}
+        self._fields.pop(owner, None)
+        self._fields.pop("lead", None)
+        return Written(f"{owner}:{data.get('field_code', '')}")
 
     def find_notes(self, deal_target_id: str) -> list[dict[str, Any]]:
         data = self.client.get("v1", "/notes", {"deal_id": deal_target_id, "limit": 500})["data"]
@@ -157,11 +171,20 @@ class PipedriveTarget(Target):
                 raise WriteRejected(f"custom field {name!r} does not exist in the target's {entity} fields; "
                                     "create it in Pipedrive (same name) or drop it from the push",
                                     api_error=f"no {entity} field named {name!r} in the target")
-            if f.options and value is not None:
+            if f.type in ("enum", "set") and value is not None:
                 by_label = {label: option_id for option_id, label in f.options.items()}
                 labels = value if isinstance(value, list) else [value]
-                ids = [_int(by_label[str(v)]) for v in labels if str(v) in by_label]
-                value = ids if isinstance(value, list) else (ids[0] if ids else None)
+                unknown = [str(v) for v in labels if str(v) not in by_label]
+                if unknown:
+                    raise WriteRejected(f"custom field {name!r} has no option {unknown[0]!r} in the target",
+                                        api_error=f"{entity} field {name!r}: no option {unknown[0]!r} in the target; "
+                                                  "add it in Pipedrive or map the value")
+                ids = [_int(by_label[str(v)]) for v in labels]
+                value = ids if isinstance(value, list) else ids[0]
+            elif f.type in ("user", "people", "org") and value is not None:
+                value = _int(value)
+            elif isinstance(value, dict):
+                value = {k: _number(v) if isinstance(v, Decimal) else v for k, v in value.items()}
             elif isinstance(value, Decimal):
                 value = _number(value)
             out[f.key] = value

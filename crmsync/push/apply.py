@@ -36,6 +36,8 @@ class Executor:
         self.outcomes: Counter[tuple[str, str]] = Counter()
         self.notices: Counter[str] = Counter()
         self.problems: list[dict[str, Any]] = []
+        #: (item, field, ref) whose record was not in the target yet when the item was written
+        self.deferred: list[tuple[Item, str, Ref]] = []
 
     def apply(self, items: list[Item]) -> None:
         quiet: list[Item] = []
@@ -172,12 +174,35 @@ class Executor:
                 tid = value.origin_id if self.s.same else self.ledger.target_id(
                     self.s.target, value.entity, self.s.origin, value.origin_id)
                 if tid is None:
-                    self.notices[f"{item.entity}.{name}: the {value.entity} it points to is not in the target "
-                                 "(not migrated, rejected or out of the sample); left empty"] += 1
+                    self.deferred.append((item, name, value))
                     continue
                 value = tid
             out[name] = value
         return out
+
+    def finish_deferred(self) -> None:
+        """Set references whose record was created later in the run (an organization's contact person).
+
+        One PATCH per such record, after everything else; references still unresolvable are said.
+        """
+        pending: dict[tuple[str, str], tuple[Item, dict[str, Any]]] = {}
+        for item, name, ref in self.deferred:
+            tid = self.ledger.target_id(self.s.target, ref.entity, self.s.origin, ref.origin_id)
+            target_id = item.target_id or self.ledger.target_id(self.s.target, item.entity, self.s.origin,
+                                                                item.origin_id)
+            if tid is None or target_id is None:
+                self.notices[f"{item.entity}.{name}: the {ref.entity} it points to is not in the target "
+                             "(not migrated, rejected or out of the sample); left empty"] += 1
+                continue
+            entry = pending.setdefault((item.entity, item.origin_id), (item, {}))
+            entry[1][name] = (target_id, tid)
+        self.deferred.clear()
+        for (entity, origin_id), (item, fields) in pending.items():
+            target_id = next(iter(fields.values()))[0]
+            later = Item(entity, origin_id, "update", target_id=target_id,
+                         values={name: tid for name, (_, tid) in fields.items()},
+                         changes={name: [None, tid] for name, (_, tid) in fields.items()}, reason="deferred reference")
+            self._update(later)
 
     def _problem(self, item: Item, status: str, error: str) -> None:
         self.outcomes[(item.entity, status)] += 1

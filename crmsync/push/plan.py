@@ -58,6 +58,11 @@ FIELDS: dict[str, tuple[str, ...]] = {
 REFS = {"pipeline_id": "pipeline", "stage_id": "stage", "org_id": "organization", "person_id": "person",
         "owner_id": "user"}
 _SPACES = re.compile(r"\s{2,}")
+#: Which entity's custom fields a record uses (Pipedrive leads share the deal fields).
+FIELD_OWNER = {"deal": "deal", "lead": "deal", "person": "person", "organization": "organization"}
+#: Custom field types whose values are ids of other records, and the entity they point to.
+REF_FIELD_TYPES = {"user": "user", "people": "person", "org": "organization"}
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +193,10 @@ class Planner:
         self.plan_seen = plan_seen or {}
         self.notices: dict[str, int] = {}
         self.users = self._user_map()
+        self.field_defs = {(f.owner, f.name): f for f in self._records(self.origin, "custom_field")}
+        self.target_fields = {(f.owner, f.name) for f in self._records(self.target, "custom_field")}
+        #: (owner, name) -> values seen in origin records (a bounded sample) for fields the target lacks
+        self.used_custom: dict[tuple[str, str], list[Any]] = {}
         self.pending = {(i["entity"], i["origin_id"]): i for i in ledger.pending_intents(settings.target)
                         if i["origin"] == settings.origin}
 
@@ -240,10 +249,54 @@ class Planner:
             out[name] = value.value if hasattr(value, "value") and not isinstance(value, str) else value
         if entity in ("pipeline", "stage") and not self.s.same:
             self._rename_stage(entity, rec, out)
+        owner = FIELD_OWNER.get(entity)
         for name, value in (rec.custom or {}).items() if hasattr(rec, "custom") else ():
-            if name != "crmsync key":
-                out[f"custom.{name}"] = value
+            if name == "crmsync key" or owner is None:
+                continue
+            definition = self.field_defs.get((owner, name))
+            ref_entity = REF_FIELD_TYPES.get(definition.type or "") if definition else None
+            if ref_entity and value is not None and not self.s.same:
+                ident = str(value.get("value") if isinstance(value, dict) else value)
+                if ref_entity == "user":
+                    value = self.users.get(ident)
+                    if value is None:
+                        self._notice(f"{entity}.custom.{name}: origin user {ident} has no user with the same email "
+                                     f"in {self.s.target}; left empty")
+                        continue
+                else:
+                    value = Ref(ref_entity, ident)
+            if not self.s.same and (owner, name) not in self.target_fields:
+                seen = self.used_custom.setdefault((owner, name), [])
+                if len(seen) < 1000:
+                    seen.append(value)
+            out[f"custom.{name}"] = value
         return out
+
+    def missing_fields(self, entity: str) -> list[dict[str, Any]]:
+        """Custom fields the origin's ``entity`` records use that the target lacks: name, type, options.
+
+        The type is the origin's own when it defined one, else inferred from the values (a
+        spreadsheet column): lists -> set, money objects -> monetary, ISO dates -> date,
+        numbers -> double, text -> varchar (text when longer than 255).
+        """
+        owner = FIELD_OWNER.get(entity)
+        out = []
+        for (o, name), values in sorted(self.used_custom.items()):
+            if o != owner or (o, name) in self.target_fields:
+                continue
+            definition = self.field_defs.get((o, name))
+            ftype = definition.type if definition and definition.type else _infer_type(values)
+            options = list(definition.options) if definition else []
+            if ftype in ("enum", "set"):
+                for v in values:
+                    for label in v if isinstance(v, list) else [v]:
+                        if label is not None and str(label) not in options:
+                            options.append(str(label))
+            out.append({"owner": o, "name": name, "type": ftype, "options": options})
+        return out
+
+    def field_created(self, owner: str, name: str) -> None:
+        self.target_fields.add((owner, name))
 
     # -- internals -----------------------------------------------------------------------------
     def _item(self, entity: str, mode: str, rec: Record, targets: dict[str, Record], mapped: dict,
@@ -260,6 +313,9 @@ class Planner:
         else:
             target_rec, how = index.find(rec.source_id, key, desired, fingerprint)
         intent = self.pending.get((entity, rec.source_id))
+        if how == "unread":
+            return Item(entity, rec.source_id, "skip", target_id=mapped[rec.source_id].target_id,
+                        reason="in the ID map but not read back from the target yet (run with --refresh)")
         if target_rec is None:
             if mode in ("update", "enrich") or self.s.same:
                 return Item(entity, rec.source_id, "skip", reason="not in the target (mode " + mode + ")")
@@ -409,6 +465,8 @@ class _Index:
     def __init__(self, planner: Planner, entity: str, targets: dict[str, Record], mapped: dict):
         self.p, self.entity, self.targets, self.mapped = planner, entity, targets, mapped
         claimed = planner.ledger.claimed(planner.s.target, entity)
+        #: Every target id the warehouse has ever held for this entity, removed ones included.
+        self.known = set(planner.target.ids(entity, include_removed=True))
         self.free = {tid: r for tid, r in targets.items() if tid not in claimed and not _is_dead(r)}
         self.keys = planner.s.keys(entity)
         self.by: dict[str, dict[str, str]] = {k: {} for k in self.keys}
@@ -448,6 +506,8 @@ class _Index:
             rec = self.targets.get(m.target_id)
             if rec is not None and not _is_dead(rec):
                 return rec, "id map"
+            if rec is None and m.target_id not in self.known:
+                return None, "unread"  # written by crmsync but not read back yet: never create it again
         tid = self.by["key"].get(key)
         if tid is None:
             for k in self.keys:
@@ -483,6 +543,19 @@ class _Index:
         if key == "fingerprint" and fingerprint:
             return [fingerprint]
         return []
+
+
+def _infer_type(values: list[Any]) -> str:
+    present = [v for v in values if v not in (None, "", [])]
+    if present and all(isinstance(v, list) for v in present):
+        return "set"
+    if present and all(isinstance(v, dict) and "currency" in v for v in present):
+        return "monetary"
+    if present and all(isinstance(v, date) or (isinstance(v, str) and _ISO_DATE.match(v)) for v in present):
+        return "date"
+    if present and all(isinstance(v, int | float | Decimal) and not isinstance(v, bool) for v in present):
+        return "double"
+    return "text" if any(len(str(v)) > 255 for v in present) else "varchar"
 
 
 def _update_time(rec: Record) -> str | None:

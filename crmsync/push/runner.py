@@ -144,10 +144,25 @@ def _push(wh: Warehouse, ledger: Ledger, target: Target, settings: PushSettings,
     for entity in entities:
         items = planner.plan(entity)
         _summarize(report, target, entity, items)
+        fields = planner.missing_fields(entity)
+        if fields:
+            report.counts.setdefault("custom_field", {}).setdefault("create", 0)
+            report.counts["custom_field"]["create"] += len(fields)
+            report.samples.setdefault("custom_field", []).extend(
+                {"origin_id": f"{f['owner']}:{f['name']}", "target_id": None, "action": "create", "reason": "",
+                 "changes": {"type": [None, f["type"]], "options": [None, f["options"]]}} for f in fields)
+            report.cost["requests"] += len(fields)
+            report.cost["tokens"] += len(fields) * target.cost("custom_field", "create")[1]
         if apply:
+            for f in fields:
+                _create_field(wh, ledger, target, settings, report.run_id, planner, f, executor)
             executor.apply(items)
         else:
+            for f in fields:
+                planner.field_created(f["owner"], f["name"])
             plan_rows.extend((i.entity, i.origin_id, i.target_id, i.action, _json(i.changes), i.seen) for i in items)
+    if apply:
+        executor.finish_deferred()
     if notes and "deal" in entities and not settings.same:
         items = note_items(wh.conn, ledger, settings)
         _summarize(report, target, "note", items)
@@ -164,6 +179,23 @@ def _push(wh: Warehouse, ledger: Ledger, target: Target, settings: PushSettings,
                                               {"counts": report.counts})
     notices = Counter(planner.notices) + executor.notices + key_notices
     report.notices = [{"message": m, "count": n} for m, n in notices.most_common()]
+
+
+def _create_field(wh: Warehouse, ledger: Ledger, target: Target, settings: PushSettings, run_id: int,
+                  planner: Planner, f: dict[str, Any], executor: Executor) -> None:
+    """Create a custom field the origin's records use and the target lacks (rollback deletes it)."""
+    try:
+        written = target.create_field(f["owner"], f["name"], f["type"], f["options"])
+    except WriteRejected as exc:
+        executor.outcomes[("custom_field", "rejected")] += 1
+        executor.problems.append({"entity": "custom_field", "origin_id": f"{f['owner']}:{f['name']}",
+                                  "target_id": None, "status": "rejected", "reason": exc.api_error})
+        return
+    with wh.transaction():
+        ledger.log(run_id, settings.target, "field", settings.origin, f"{f['owner']}:{f['name']}", written.target_id,
+                   "create", None, f, "done")
+    planner.field_created(f["owner"], f["name"])
+    executor.outcomes[("custom_field", "create")] += 1
 
 
 def _summarize(report: PushReport, target: Target, entity: str, items: list[Item]) -> None:
@@ -429,6 +461,8 @@ def _undo_steps(conn, ledger: Ledger, run_id: int, target: str) -> list[dict[str
                           "origin_id": intent["origin_id"], "target_id": None, "action": "create", "before": None,
                           "after": None, "status": "pending", "target_update_time": None,
                           "key": intent["crmsync_key"], "intent": intent["id"]})
+    created = {(s["entity"], s["target_id"]) for s in steps if s["action"] == "create"}
+    steps = [s for s in steps if s["action"] != "update" or (s["entity"], s["target_id"]) not in created]
     rank = {e: i for i, e in enumerate(("note", "deal", "lead", "person", "organization", "stage", "pipeline",
                                         "field"))}
     steps.sort(key=lambda s: (s["action"] != "update", rank.get(s["entity"], 0), -s["id"]))

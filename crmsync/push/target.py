@@ -63,6 +63,11 @@ class Target(ABC):
         """Create the key custom field for ``entity`` if missing; returns it when created now."""
         return None
 
+    def create_field(self, owner: str, name: str, type_: str, options: list[str]) -> Written:
+        """Create a custom field on ``owner`` records; ``Written.target_id`` must let ``delete("field", id)``
+        remove it again."""
+        raise NotImplementedError(f"{type(self).__name__} cannot create custom fields")
+
     def find_notes(self, deal_target_id: str) -> list[dict[str, Any]]:
         """Notes on a target deal as ``{"id", "content"}`` (to recover an interrupted note create)."""
         return []

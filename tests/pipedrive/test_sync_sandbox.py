@@ -69,7 +69,7 @@ def test_second_run_without_changes_spends_at_most_one_list_request_per_entity_p
     totals = summary.totals()
     assert totals["inserted"] == totals["updated"] == totals["removed"] == totals["quarantined"] == 0
     # only the always-complete metadata is re-read: records in the overlap window are de-duplicated
-    assert {e.entity for e in summary.entities if e.read} <= {"user", "pipeline", "stage"}
+    assert {e.entity for e in summary.entities if e.read} <= {"user", "pipeline", "stage", "custom_field"}
 
 
 def _journal_ids(truth: dict, since: int, entity: str) -> set[str]:

@@ -12,7 +12,7 @@ from crmsync.sandbox import Sandbox
 
 def empty_company(seed: int = 2) -> Sandbox:
     """A company with users and a default pipeline but no deals, persons, organizations or leads."""
-    return Sandbox(seed=seed, deals=0, persons=0, orgs=0, leads=0)
+    return Sandbox(seed=seed, empty=True)
 
 
 def make_config(tmp_path: Path, *companies: tuple[str, Sandbox], extra: dict | None = None):
