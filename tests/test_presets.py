@@ -140,7 +140,7 @@ def test_salesforce_export_loads_every_object_file_as_one_source_and_accounts_fo
     assert salesforce.counts("organization") == (5, 4, 1)
     assert salesforce.counts("person") == (4, 4, 0)
     assert salesforce.counts("lead") == (7, 6, 1)
-    assert salesforce.counts("deal") == (6, 5, 1)
+    assert salesforce.counts("deal") == (7, 6, 1)
     assert salesforce.counts("stage_change") == (7, 6, 1)
     assert salesforce.quarantine() == [
         ("deal", 7, "Amount", "TBD", "not an amount"),
@@ -153,7 +153,7 @@ def test_salesforce_export_loads_every_object_file_as_one_source_and_accounts_fo
 
 
 def test_salesforce_history_and_line_item_files_are_not_read_as_opportunities(salesforce):
-    assert salesforce.ids("deals") == [f"0065e00000Opp0{i}AAA" for i in range(1, 6)]
+    assert salesforce.ids("deals") == [f"0065e00000Opp0{i}AAA" for i in (1, 2, 3, 4, 5, 7)]
     ignored = salesforce.notices("ignored_file")
     assert any(m.startswith("OpportunityLineItem.csv:") for m in ignored)
     assert any(m.startswith("OpportunityFieldHistory.csv:") for m in ignored)
@@ -240,6 +240,22 @@ def test_salesforce_opportunities_get_money_status_and_stage_category(salesforce
                              "Type": "New Customer", "Forecast category": "Closed"}
 
 
+def test_salesforce_status_and_close_times_come_from_iswon_and_isclosed_not_the_stage_name(salesforce):
+    def deal(i):
+        d = salesforce.row("deals", f"0065e00000Opp0{i}AAA")
+        return d["stage_name"], d["status"], d["close_time"], d["won_time"], d["lost_time"]
+
+    # CloseDate 04/30/21 read as midnight in Los Angeles (PDT).
+    assert deal(1) == ("Closed Won", "won", "2021-04-30T07:00:00Z", "2021-04-30T07:00:00Z", None)
+    assert deal(4) == ("Closed Lost", "lost", "2021-05-05T07:00:00Z", None, "2021-05-05T07:00:00Z")
+    # open: CloseDate is only the expected close date
+    assert deal(2) == ("Negotiation/Review", "open", None, None, None)
+    assert salesforce.row("deals", "0065e00000Opp02AAA")["expected_close_date"] == "2021-07-15"
+    # an org's own closed stage the lookup does not know: IsWon says won
+    assert deal(7) == ("Signed - Awaiting PO", "won", "2021-05-31T07:00:00Z", "2021-05-31T07:00:00Z", None)
+    assert salesforce.row("deals", "0065e00000Opp07AAA")["stage_category"] is None
+
+
 def test_salesforce_stage_the_preset_does_not_know_is_loaded_uncategorized_and_reported(salesforce):
     deal = salesforce.row("deals", "0065e00000Opp05AAA")
     assert (deal["stage_name"], deal["stage_category"], deal["status"]) == ("Verbal Commit", None, "open")
@@ -257,7 +273,9 @@ def test_salesforce_accounts_keep_both_spellings_mojibake_and_accents_as_exporte
     acme2 = salesforce.row("organizations", "0015e00000Acm02AAA")
     assert acme2["domain"] is None  # "N/A"
     acme = salesforce.row("organizations", "0015e00000Acm01AAA")
-    assert (acme["domain"], acme["address"], acme["add_time"]) == ("www.acme.com", "1 Main St", "2021-01-10T17:00:00Z")
+    assert (acme["domain"], acme["address"], acme["add_time"]) == (
+        "www.acme.com", "1 Main St, Springfield, USA", "2021-01-10T17:00:00Z")  # Billing* joined, blanks skipped
+    assert acme2["address"] == "Springfield, United States"  # no BillingStreet: no leading comma
     assert acme["custom"]["Employees"] == 250 and acme["custom"]["Annual revenue"] == "5000000"
 
 
