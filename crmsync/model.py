@@ -258,6 +258,9 @@ class Lead(Record):
     #: The source's own converted flag (Salesforce ``IsConverted``, Zoho ``Converted``), kept apart from the
     #: status picklist: when they disagree, reconciliation trusts the flag and ids and records the conflict.
     converted: bool | None = None
+    #: Every deal the source associates with this lead (HubSpot Leads' "Associated Deal IDs"): each one is
+    #: explicit conversion evidence. ``None`` when the source has no such associations.
+    deal_ids: list[str] | None = None
 
 
 class Deal(Record):
@@ -287,6 +290,9 @@ class Deal(Record):
     close_time: UtcDatetime | None = None
     lost_reason: str | None = None
     source_lead_id: str | None = None
+    #: Every person the source associates with this deal (HubSpot's "Associated Contact IDs"); ``person_id`` is
+    #: the primary one. A lead whose person is among them is explicit conversion evidence.
+    person_ids: list[str] | None = None
 
 
 class StageChange(Record):

@@ -24,7 +24,7 @@ from typing import Any
 from crmsync.model import ENTITIES, Record
 from crmsync.warehouse import SPECS
 
-_JSON_COLUMNS = frozenset({"custom", "raw", "emails", "phones", "labels", "reasons"})
+_JSON_COLUMNS = frozenset({"custom", "raw", "emails", "phones", "labels", "reasons", "deal_ids", "person_ids"})
 _CHUNK = 500
 
 

@@ -41,7 +41,7 @@ class Synced:
         found = self.db.execute(f"select * from {table} where source_id = ?", (source_id,)).fetchone()
         assert found is not None, f"{table} {source_id} not loaded"
         row = dict(found)
-        for key in ("custom", "emails", "phones", "labels"):
+        for key in ("custom", "emails", "phones", "labels", "deal_ids", "person_ids"):
             if key in row and row[key] is not None:
                 row[key] = json.loads(row[key])
         return row
@@ -428,9 +428,9 @@ def test_pipedrive_xlsx_organizations_keep_typed_cells_spellings_and_mojibake(pi
 def test_hubspot_export_files_load_and_every_row_is_accounted_for(hubspot):
     assert_every_row_accounted_for(hubspot)
     assert hubspot.counts("organization") == (5, 4, 1)
-    assert hubspot.counts("person") == (5, 4, 1)
-    assert hubspot.counts("lead") == (4, 3, 1)
-    assert hubspot.counts("deal") == (7, 6, 1)
+    assert hubspot.counts("person") == (6, 5, 1)
+    assert hubspot.counts("lead") == (7, 6, 1)
+    assert hubspot.counts("deal") == (10, 9, 1)
     assert [q[:4] for q in hubspot.quarantine()] == [
         ("deal", 7, "Deal Name", ""),
         ("lead", 5, "Lead stage", "On hold"),
@@ -459,7 +459,16 @@ def test_hubspot_deal_fields_times_and_associations(hubspot):
         "Acme Inc. - Enterprise plan", "Sales Pipeline", "Ana García")
     assert (deal["org_id"], deal["org_name"], deal["person_name"]) == ("5001", "Acme Inc.", "José Muñoz")
     assert (deal["add_time"], deal["expected_close_date"]) == ("2024-01-10T14:00:00Z", "2024-03-31")  # EST
-    assert deal["custom"] == {"Deal type": "newbusiness", "Associated contact IDs": ["7001"]}
+    assert (deal["person_id"], deal["person_ids"]) == ("7001", ["7001"])
+    assert deal["custom"] == {"Deal type": "newbusiness", "Associated company IDs": ["5001"]}
+    # several associations in one cell, "5002;5001": the first is the deal's company, every one is kept
+    addon = hubspot.row("deals", "9001234568")
+    assert (addon["org_id"], addon["org_name"], addon["custom"]["Associated company IDs"]) == (
+        "5002", "ACME, Inc", ["5002", "5001"])
+    pawnee = hubspot.row("deals", "9001234574")
+    assert (pawnee["person_id"], pawnee["person_ids"], pawnee["person_name"]) == (
+        "7006", ["7006", "7001"], "Leslie Knope")
+    assert hubspot.row("deals", "9001234575")["person_ids"] is None  # no associated contact
     lost = hubspot.row("deals", "9001234569")
     assert (lost["title"], lost["lost_reason"]) == ("CafÃ© OlÃ© - pilot", "Went with a competitor")
 
@@ -474,7 +483,9 @@ def test_hubspot_contacts_keep_lifecycle_and_lead_status_even_when_they_disagree
     assert person("7003") == ("opportunity", "unqualified", "Unqualified")  # lifecycle moved by a deal, status not
     assert person("7004") == ("Partner", None, None)  # a custom lifecycle stage is kept as written
     jose = hubspot.row("persons", "7001")
-    assert (jose["first_name"], jose["last_name"], jose["org_id"]) == ("José", "Muñoz", "5001")
+    assert (jose["name"], jose["first_name"], jose["last_name"], jose["org_id"]) == ("José Muñoz", "José", "Muñoz",
+                                                                                     "5001")
+    assert hubspot.row("persons", "7004")["name"] == "Okafor"  # blank First Name: no leading space
     assert jose["custom"]["Associated company IDs"] == ["5001", "5002"]
     assert [e["normalized"] for e in hubspot.row("persons", "7002")["emails"]] == ["maria@cafeole.es"]
 
@@ -483,7 +494,9 @@ def test_hubspot_leads_object_maps_stages_to_statuses_and_keeps_deal_links(hubsp
     acme = hubspot.row("leads", "8001")
     assert (acme["status"], acme["status_raw"], acme["person_id"], acme["org_id"]) == (
         "converted", "Qualified", "7001", "5001")
-    assert acme["labels"] == ["Hot"] and acme["custom"]["Associated deal IDs"] == ["9001234567"]
+    assert acme["labels"] == ["Hot"] and acme["deal_ids"] == ["9001234567"]
+    assert hubspot.row("leads", "8006")["deal_ids"] == ["9001234575", "9001234576"]
+    assert hubspot.row("leads", "8005")["deal_ids"] is None
     pena = hubspot.row("leads", "8002")
     deal = hubspot.row("deals", "9001234570")
     assert pena["status"] == "working"
