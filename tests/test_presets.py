@@ -622,3 +622,39 @@ def test_salesforce_export_reconciles_conversions_history_and_contradictions(tmp
     # 03/02/21 9:20 AM PST -> 04/01/21 3:45 PM PDT -> 04/28/21 11:05 AM PDT; then closed (won) at close time.
     assert [tuple(s)[0] for s in spans] == ["Prospecting", "Negotiation/Review", "Closed Won"]
     assert tuple(spans[0])[1] == (30 * 86400 + 5 * 3600 + 25 * 60)
+
+
+def test_hubspot_export_reconciles_associations_into_explicit_links_with_full_precision_and_recall(tmp_path):
+    from crmsync.reconcile import run_reconcile
+
+    synced = Synced(tmp_path, "hubspot", "hubspot_export", timezone="America/New_York")
+    run_reconcile(synced.config)
+    db = synced.db
+    found = {(r["lead_id"], r["deal_id"]): json.loads(r["reasons"]) for r in db.execute(
+        "select lead_id, deal_id, reasons from conversions where method = 'explicit'")}
+    # Worked out by hand from the leads and deals files:
+    truth = {
+        ("8001", "9001234567"),  # lead's Associated Deal IDs; the deal's contact 7001 is the lead's contact
+        ("8002", "9001234570"),  # lead's Associated Deal IDs; deal contact 7003 = lead contact
+        ("8005", "9001234574"),  # no deal on the lead; deal 9001234574 is associated with its contact 7006
+        ("8006", "9001234575"), ("8006", "9001234576"),  # one lead, two associated deals
+        ("8007", "9001234568"),  # lead's Associated Deal IDs, although the deal's contact is 7001, not 7002
+    }
+    # 8003 (Disqualified): its contact 7002 has deals 9001234569 and 9001234573, not linked.
+    true_positives = set(found) & truth
+    assert len(true_positives) / len(found) == 1.0 and len(true_positives) / len(truth) == 1.0
+    assert found[("8005", "9001234574")][0].startswith("deal associated with the lead's contact 7006")
+    assert found[("8001", "9001234567")][:2] == [
+        "lead associated with the deal (lead.deal_ids)",
+        "deal associated with the lead's contact 7001 (deal.person_ids)"]
+    assert db.execute("select count(*) from conversions where lead_source = 'hubspot' and method != 'explicit'"
+                      ).fetchone()[0] == 0  # a source that records associations is never guessed at
+    conflicts = {(r["kind"], r["source_id"]) for r in db.execute("select kind, source_id from reconcile_conflicts")}
+    assert {
+        ("association_contact_mismatch", "8007"),          # deal 9001234568's contact is 7001
+        ("deal_for_contact_of_closed_lead", "8003"),       # 7002's deals 9001234569, 9001234573 came after it
+        ("lead_linked_to_several_deals", "8006"),
+        ("deal_created_before_lead", "9001234570"),        # created 2024-01-05, its lead 8002 on 2024-01-08
+        ("evidence_contradicts_status", "8002"),           # "Connected" while associated with a deal
+        ("evidence_contradicts_status", "8005"),
+    } <= conflicts
