@@ -556,6 +556,18 @@ def test_zoho_stages_map_to_categories_and_status(zoho):
     assert any("'On Hold'" in m for m in zoho.notices("unmapped_value"))
 
 
+def test_zoho_closing_date_is_the_close_time_only_in_a_closed_stage(zoho):
+    def times(n):
+        d = zoho.row("deals", f"zcrm_40000000{n}")
+        return d["close_time"], d["won_time"], d["lost_time"], d["expected_close_date"]
+
+    # midnight in Kolkata (UTC+5:30) of the Closing Date
+    assert times(40001) == ("2021-04-29T18:30:00Z", "2021-04-29T18:30:00Z", None, "2021-04-30")   # Closed Won
+    assert times(40004) == ("2021-05-04T18:30:00Z", None, "2021-05-04T18:30:00Z", "2021-05-05")   # Closed-Lost to C.
+    assert times(40002) == (None, None, None, "2021-07-15")                                       # open
+    assert zoho.row("leads", "zcrm_4000000030001")["custom"]["Name"] == "José Muñoz"
+
+
 def test_zoho_lead_status_and_converted_flag_are_both_kept_when_they_contradict(zoho):
     def lead(n):
         d = zoho.row("leads", f"zcrm_40000000{n}")
