@@ -56,7 +56,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crmsync import values
 from crmsync.errors import MappingError, ValueParseError
-from crmsync.mapping_exprs import CondFailed, Extract, Template, compile_conditions
+from crmsync.mapping_exprs import CellFailed, ColumnSet, Extract, Template, compile_conditions
 from crmsync.model import ENTITIES, ContactPoint, Record
 
 PARSERS = ("text", "int", "decimal", "money", "bool", "date", "datetime", "email", "phone", "list", "id")
@@ -65,7 +65,7 @@ DATE_ORDERS = ("auto", "DMY", "MDY", "YMD")
 ON_MISSING = ("report", "quarantine", "keep")
 _RESERVED = frozenset({"source", "source_id", "custom", "raw", "first_run", "last_run"})
 _FIELD_KEYS = {"column", "path", "value", "parse", "lookup", "default", "required", "on_missing", "label",
-               "template", "split", "pattern", "pick", "when"}
+               "template", "split", "pattern", "pick", "when", "columns"}
 _CASE_KEYS = {"if", "value", "column"}
 
 
@@ -127,6 +127,8 @@ class FieldSpec:
     extract: Extract | None = None
     #: ``when = [...]``: cases tried in order before the field's own column/value/default.
     cases: tuple[Case, ...] = ()
+    #: ``columns = { pattern, key }``: every matching column of a file, as one ``{key: value}`` table.
+    column_set: ColumnSet | None = None
 
     def candidates(self) -> tuple[str, ...]:
         if self.template is not None:
@@ -209,7 +211,8 @@ class EntityMapping:
 
         Call after ``date_orders`` is settled; :meth:`convert` binds lazily to all columns otherwise.
         """
-        present = None if headers is None else set(headers)
+        header_list = None if headers is None else list(headers)
+        present = None if header_list is None else set(header_list)
 
         def resolve(spec: FieldSpec) -> FieldSpec:
             if spec.cases:
@@ -232,6 +235,11 @@ class EntityMapping:
                 return (spec, None, (which, branches, base), _WHEN)
             if spec.has_constant:
                 return (spec, None, self._constant(spec, canonical), _CONST)
+            if spec.column_set is not None:
+                matched = spec.column_set.match(header_list) if header_list is not None else []
+                readers = [(header, key, self._parser(replace(spec, column=header, column_set=None)))
+                           for header, key in matched]
+                return (spec, None, partial(_read_column_set, tuple(readers)), _COLUMNS)
             mode = _MONEY if spec.parse == "money" else _APPEND if spec.parse in ("email", "phone") else _SET
             parse = self._parser(spec)
             extract = spec.extract
@@ -390,7 +398,24 @@ class EntityMapping:
         return None
 
 
-_SET, _MONEY, _APPEND, _CONST, _WHEN = 0, 1, 2, 3, 4
+_SET, _MONEY, _APPEND, _CONST, _WHEN, _COLUMNS = 0, 1, 2, 3, 4, 5
+
+
+def _read_column_set(readers: tuple[tuple[str, str, Callable[[Any], Any]], ...], row: dict[str, Any]
+                     ) -> dict[str, Any] | None:
+    """``{key: parsed value}`` of a ``columns`` field's non-blank cells; a bad cell names its own column."""
+    out = {}
+    for header, key, parse in readers:
+        raw = row.get(header)
+        if raw is None or raw == "":
+            continue
+        try:
+            value = parse(raw)
+        except ValueParseError as exc:
+            raise CellFailed(header, raw, exc.reason) from None
+        if value is not None:
+            out[key] = value
+    return out or None
 
 
 def _which_case(tests: tuple[Callable[[dict[str, Any]], bool], ...]) -> Callable[[dict[str, Any]], int]:
@@ -483,7 +508,7 @@ def _compile_convert(em: EntityMapping) -> Callable[[dict[str, Any], str], Recor
     exactly the same steps in the same order; only the interpretation overhead is gone.
     """
     ns: dict[str, Any] = {
-        "MISS": _MISS, "Rejection": Rejection, "ValueParseError": ValueParseError, "CondFailed": CondFailed,
+        "MISS": _MISS, "Rejection": Rejection, "ValueParseError": ValueParseError, "CellFailed": CellFailed,
         "parse_text": values.parse_text, "BUILD": em.record_cls.build, "EMPTY_GET": {}.get,
     }
     lines = ["def convert(row, source):", "    row_get = row.get"]
@@ -560,13 +585,23 @@ def _compile_convert(em: EntityMapping) -> Callable[[dict[str, Any], str], Recor
             return
         if empty is None:
             empty = empty_lines(spec, column, target)
+        if mode == _COLUMNS:
+            ns[f"S{i}"] = parse_fn
+            add(f"{indent}# {target} {name!r} <- columns matching {spec.column_set.pattern.pattern!r}")
+            add(f"{indent}try:")
+            add(f"{indent}    value = S{i}(row)")
+            add(f"{indent}except CellFailed as exc:")
+            add(f"{indent}    return Rejection(exc.column, exc.raw, exc.reason)")
+            add(f"{indent}if value is not None:")
+            add(f"{indent}    {target}[{name!r}] = value")
+            return
         if mode == _WHEN:
             which, branches, base = parse_fn
             ns[f"W{i}"] = which
             add(f"{indent}# {target} {name!r} <- when ({len(branches)} cases)")
             add(f"{indent}try:")
             add(f"{indent}    case = W{i}(row)")
-            add(f"{indent}except CondFailed as exc:")
+            add(f"{indent}except CellFailed as exc:")
             add(f"{indent}    return Rejection(exc.column, exc.raw, exc.reason)")
             for k, branch in enumerate(branches):
                 add(f"{indent}{'if' if k == 0 else 'elif'} case == {k}:")
@@ -867,6 +902,24 @@ def _kind_for(cls: type[Record] | None, name: str) -> str:
     return "text"
 
 
+def _dict_value_kind(cls: type[Record] | None, name: str) -> str | None:
+    """For a ``{key: value}`` model field, the parse type of its values (custom fields: text); else None."""
+    if cls is None:
+        return "text"
+    annotation = cls.model_fields[name].annotation
+    if get_origin(annotation) in (Union, UnionType):
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    if get_origin(annotation) is not dict:
+        return None
+    value_type = get_args(annotation)[1]
+    if get_origin(value_type) is not None and get_args(value_type)[0] is datetime:
+        return "datetime"  # Annotated[datetime, ...]
+    for py, kind in ((bool, "bool"), (datetime, "datetime"), (date, "date"), (Decimal, "decimal"), (int, "int")):
+        if isinstance(value_type, type) and issubclass(value_type, py):
+            return kind
+    return "text"
+
+
 def _enum_lookup(cls: type[Record] | None, name: str) -> dict[str, str] | None:
     if cls is None:
         return None
@@ -894,7 +947,7 @@ def _field_spec(
     for key in sorted(set(spec) - _FIELD_KEYS):
         problems.append(f"{where}.{key}: unknown key (expected one of {', '.join(sorted(_FIELD_KEYS))})")
     column, path = spec.get("column"), spec.get("path")
-    given = [k for k in ("column", "path", "value", "template") if k in spec]
+    given = [k for k in ("column", "path", "value", "template", "columns") if k in spec]
     if id_field and ("value" in spec or "when" in spec):
         problems.append(f"{where}: an id is read with column, path or template (not value or when)")
         return None
@@ -902,6 +955,24 @@ def _field_spec(
         what = "column, path or template" if id_field else "column, path, template or value (a constant)"
         problems.append(f"{where}: give exactly one of {what}" + ("" if id_field else ", or when cases"))
         return None
+    column_set = None
+    if cls is not None and "columns" not in spec and _dict_value_kind(cls, name) is not None:
+        problems.append(f"{where}: {name} is a {{key: value}} table: read it with columns = {{ pattern = '...', "
+                        "key = \"{...}\" }")
+        return None
+    if "columns" in spec:
+        if id_field or any(k in spec for k in ("when", "split", "pattern", "pick")):
+            problems.append(f"{where}.columns: cannot be combined with when/split/pattern/pick (or used for an id)")
+            return None
+        value_kind = _dict_value_kind(cls, name)
+        if value_kind is None:
+            problems.append(f"{where}.columns: gives a {{key: value}} table, but {name} holds one value (use "
+                            "it for a custom field, or a field like stage_entered)")
+            return None
+        column_set = ColumnSet.parse(spec["columns"], where, problems)
+        if column_set is None:
+            return None
+        spec = {**spec, "parse": spec.get("parse") or value_kind}
     template = None
     if "template" in spec:
         template = Template.parse(spec["template"], where, problems)
@@ -999,6 +1070,7 @@ def _field_spec(
                 if sub is not None:
                     cases.append(Case(test=test, columns=columns, spec=sub))
     return FieldSpec(
+        column_set=column_set,
         template=template,
         extract=extract,
         cases=tuple(cases),

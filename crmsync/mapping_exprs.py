@@ -8,7 +8,9 @@ them, validated once at load time, and each is a small callable the converter ca
   skipped together with the separator in front of them, so no double spaces or dangling commas.
 * :class:`Extract` takes values out of a multi-value cell: ``split = ";"`` and/or
   ``pattern = '\\((\\d+)\\)'``, then ``pick = "first"`` or ``"all"``.
-* :class:`Condition` tests a row for ``when = [{ if = {...}, value = ... }]`` cases.
+* :func:`compile_conditions` tests a row for ``when = [{ if = {...}, value = ... }]`` cases.
+* :class:`ColumnSet` reads every column whose header matches a pattern into one ``{key: value}``
+  field: ``columns = { pattern = '^Date entered "(?P<stage>.+)"$', key = "{stage}" }``.
 
 Example::
 
@@ -32,8 +34,9 @@ _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 PICKS = ("first", "all")
 
 
-class CondFailed(Exception):
-    """A condition's cell cannot be read as what it is compared with (``IsWon = "maybe"``): the row is quarantined."""
+class CellFailed(Exception):
+    """A cell read outside the field's own column cannot be read (a condition's ``IsWon = "maybe"``, one of
+    the ``columns`` a pattern matched): the row is quarantined, naming that column."""
 
     def __init__(self, column: str, raw: Any, reason: str):
         super().__init__(reason)
@@ -159,6 +162,67 @@ class Extract:
         return found[0] if found else None
 
 
+@dataclass(frozen=True)
+class ColumnSet:
+    r"""Every column whose header matches ``pattern``, each under a key built from the pattern's named groups.
+
+    Why: some exports spread one fact over a column per value (HubSpot writes a ``Date entered "<stage>
+    (<pipeline>)"`` column per stage of every pipeline); which columns exist depends on the account, so
+    they are found by pattern in each file's headers, not listed.
+
+    >>> cs = ColumnSet.parse({"pattern": r'^Date entered "(?P<stage>.+) \((?P<pipeline>[^()]+)\)"$',
+    ...                       "key": "{pipeline}/{stage}"}, "t", [])
+    >>> cs.match(['Deal Name', 'Date entered "Closed Won (Sales Pipeline)"'])
+    [('Date entered "Closed Won (Sales Pipeline)"', 'Sales Pipeline/Closed Won')]
+    """
+
+    pattern: re.Pattern[str]
+    key: str
+
+    @classmethod
+    def parse(cls, spec: Any, where: str, problems: list[str]) -> ColumnSet | None:
+        here = f"{where}.columns"
+        if not isinstance(spec, dict) or not isinstance(spec.get("pattern"), str):
+            problems.append(f"{here}: must be a table like {{ pattern = '^Date entered \"(?P<stage>.+)\"$', "
+                            "key = \"{stage}\" }")
+            return None
+        for extra in sorted(set(spec) - {"pattern", "key"}):
+            problems.append(f"{here}.{extra}: unknown key (expected pattern, key)")
+        try:
+            pattern = re.compile(spec["pattern"])
+        except re.error as exc:
+            problems.append(f"{here}.pattern: not a valid regular expression ({exc})")
+            return None
+        key = spec.get("key")
+        if key is None:
+            if pattern.groups != 1:
+                problems.append(f"{here}.key: missing (needed when the pattern has {pattern.groups} groups: name "
+                                "them (?P<name>...) and write key = \"{name}\")")
+                return None
+            return cls(pattern, "")
+        names = set(_PLACEHOLDER.findall(key)) if isinstance(key, str) else set()
+        unknown = names - set(pattern.groupindex)
+        if not names or unknown:
+            problems.append(f"{here}.key: must name the pattern's groups in braces, like \"{{stage}}\""
+                            + (f" ({', '.join(sorted(unknown))} is not a named group)" if unknown else ""))
+            return None
+        return cls(pattern, key)
+
+    def match(self, headers: list[str]) -> list[tuple[str, str]]:
+        """``(header, key)`` for every header the pattern matches, in file order."""
+        out = []
+        for header in headers:
+            m = self.pattern.search(header)
+            if m is None:
+                continue
+            if not self.key:
+                key = m.group(1)
+            else:
+                key = _PLACEHOLDER.sub(lambda g, m=m: (m.group(g.group(1)) or "").strip(), self.key)
+            out.append((header, key.strip()))
+        return out
+
+
 #: Keys of one ``if`` table.
 COND_KEYS = frozenset({"column", "is", "empty"})
 
@@ -221,7 +285,7 @@ def _bool_test(column: str, expected: bool) -> Callable[[dict[str, Any]], bool]:
         try:
             return values.parse_bool(raw) is expected
         except ValueParseError as exc:
-            raise CondFailed(column, raw, f"{exc.reason} (a condition of the mapping reads it)") from None
+            raise CellFailed(column, raw, f"{exc.reason} (a condition of the mapping reads it)") from None
 
     return test
 

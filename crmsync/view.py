@@ -24,7 +24,8 @@ from typing import Any
 from crmsync.model import ENTITIES, Record
 from crmsync.warehouse import SPECS
 
-_JSON_COLUMNS = frozenset({"custom", "raw", "emails", "phones", "labels", "reasons", "deal_ids", "person_ids"})
+_JSON_COLUMNS = frozenset({"custom", "raw", "emails", "phones", "labels", "reasons", "deal_ids", "person_ids",
+                           "stage_entered"})
 _CHUNK = 500
 
 

@@ -7,7 +7,7 @@ Property tests pin the parsing rules on any input; example tests pin the vendor 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from hypothesis import given
@@ -237,4 +237,55 @@ def test_a_plain_mapping_compiles_to_the_same_converter_as_before_the_new_keys()
     em = mapping(deal={"id": "ID", "fields": {"title": "T", "value": {"column": "V", "parse": "money"}}}).entity("deal")
     em.bind()
     source = em._convert.__source__
-    assert not re.search(r"\b(W\d+|CondFailed as|GET\d+)\b", source)
+    assert not re.search(r"\b(W\d+|CellFailed as|GET\d+)\b", source)
+
+
+# ------------------------------------------------------------------ columns (a column per key)
+
+DATE_ENTERED = {"pattern": r'^Date entered "(?P<stage>.+) \((?P<pipeline>[^()]+)\)"$', "key": "{pipeline}/{stage}"}
+HEADERS = ["ID", "T", 'Date entered "Closed Won (Sales Pipeline)"', 'Date entered "Contract Sent (Partners)"',
+           'Date exited "Closed Won (Sales Pipeline)"']
+
+
+def stage_dates():
+    em = mapping(deal={"id": "ID", "fields": {"title": "T", "stage_entered": {"columns": DATE_ENTERED}}}).entity("deal")
+    em.bind(HEADERS)
+    return em
+
+
+def test_columns_read_every_matching_header_into_one_table_keyed_by_named_groups():
+    deal = stage_dates().convert(dict(zip(HEADERS, ["1", "x", "2024-01-15 17:45", "", "2024-01-16 09:00"],
+                                          strict=True)), "s")
+    assert deal.stage_entered == {"Sales Pipeline/Closed Won": datetime(2024, 1, 15, 17, 45, tzinfo=UTC)}
+    assert stage_dates().convert({"ID": "2", "T": "x"}, "s").stage_entered is None
+
+
+def test_a_bad_cell_among_matched_columns_quarantines_the_row_naming_that_header():
+    result = stage_dates().convert({"ID": "1", "T": "x", 'Date entered "Contract Sent (Partners)"': "soon"}, "s")
+    assert isinstance(result, Rejection)
+    assert (result.column, result.value) == ('Date entered "Contract Sent (Partners)"', "soon")
+
+
+def test_custom_columns_without_a_key_use_the_patterns_one_group():
+    em = mapping(deal={"id": "ID", "fields": {"title": "T"}, "custom": {
+        "Exited": {"columns": {"pattern": r'^Date exited "(.+)"$'}, "parse": "date"}}}).entity("deal")
+    em.bind(HEADERS)
+    deal = em.convert({"ID": "1", "T": "x", 'Date exited "Closed Won (Sales Pipeline)"': "2024-01-16"}, "s")
+    assert deal.custom == {"Exited": {"Closed Won (Sales Pipeline)": date(2024, 1, 16)}}
+
+
+@pytest.mark.parametrize(("field", "message"), [
+    ({"columns": {"pattern": "(?P<stage>.+)", "key": "{pipeline}"}}, "columns.key: must name the pattern's groups"),
+    ({"columns": {"pattern": "(a)(b)"}}, "columns.key: missing (needed when the pattern has 2 groups"),
+    ({"columns": {"pattern": "(", "key": "{x}"}}, "columns.pattern: not a valid regular expression"),
+    ({"columns": "Date entered"}, "columns: must be a table like"),
+    ({"column": "Stages"}, "stage_entered is a {key: value} table: read it with columns"),
+])
+def test_bad_columns_tables_are_one_line_errors(field, message):
+    msg = error(deal={"id": "ID", "fields": {"title": "T", "stage_entered": field}})
+    assert f"entities.deal.fields.stage_entered{'.' if message.startswith('columns') else ': '}{message}" in msg
+
+
+def test_columns_for_a_one_value_field_is_an_error():
+    msg = error(deal={"id": "ID", "fields": {"title": "T", "close_time": {"columns": DATE_ENTERED}}})
+    assert "entities.deal.fields.close_time.columns: gives a {key: value} table, but close_time holds one value" in msg

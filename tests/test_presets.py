@@ -670,3 +670,37 @@ def test_hubspot_export_reconciles_associations_into_explicit_links_with_full_pr
         ("evidence_contradicts_status", "8002"),           # "Connected" while associated with a deal
         ("evidence_contradicts_status", "8005"),
     } <= conflicts
+
+
+def test_hubspot_date_entered_columns_become_the_deals_stage_timeline_and_close_times(tmp_path):
+    from crmsync.reconcile import run_reconcile
+
+    synced = Synced(tmp_path, "hubspot", "hubspot_export", timezone="America/New_York")
+    run_reconcile(synced.config)
+    db = synced.db
+    addon = synced.row("deals", "9001234568")
+    assert json.loads(addon["stage_entered"]) == {  # 'Date entered "<stage> (<pipeline>)"', New York time
+        "Sales Pipeline/Appointment Scheduled": "2024-01-03T19:30:00Z",
+        "Sales Pipeline/Qualified To Buy": "2024-01-08T15:00:00Z",
+        "Sales Pipeline/Closed Won": "2024-01-15T22:45:00Z"}
+    assert (addon["close_time"], addon["won_time"], addon["lost_time"]) == (
+        "2024-01-15T22:45:00Z", "2024-01-15T22:45:00Z", None)
+    assert synced.row("deals", "9001234567")["close_time"] is None  # open: Close Date is only expected
+
+    def stages(deal_id):
+        return [tuple(r) for r in db.execute(
+            "select new_value, evidence from deal_timeline where deal_id = ? and kind = 'stage' order by seq",
+            (deal_id,))]
+
+    # Header labels "Closed Won", "Closed Lost" resolve to the stages the export spells "Closed won", "closedlost".
+    assert stages("9001234568") == [("Sales Pipeline/Appointment scheduled", "milestone"),
+                                    ("Sales Pipeline/Qualified to buy", "milestone"),
+                                    ("Sales Pipeline/Closed won", "milestone")]
+    assert stages("9001234569") == [("Sales Pipeline/Appointment scheduled", "milestone"),
+                                    ("Sales Pipeline/closedlost", "milestone")]
+    assert stages("9001234576") == [("Sales Pipeline/Presentation scheduled", "observed")]  # no dates exported
+    spans = db.execute("select stage_name, seconds from stage_spans where deal_id = '9001234568' order by entered_at")
+    # 01-03 14:30 -> 01-08 10:00 -> 01-15 17:45 (EST)
+    assert [tuple(r) for r in spans] == [("Appointment scheduled", 4 * 86400 + 19.5 * 3600),
+                                ("Qualified to buy", 7 * 86400 + 7.75 * 3600), ("Closed won", 0.0)]
+    assert db.execute("select count(*) from timeline_violations where source = 'hubspot'").fetchone()[0] == 0

@@ -253,6 +253,29 @@ def test_deal_without_history_gets_an_observed_stage_not_an_invented_path(tmp_pa
     ]
 
 
+def test_stage_entered_dates_are_milestone_events_matched_to_stages_whatever_their_spelling(tmp_path):
+    records = [
+        Stage(source="crm", source_id="Sales/Appointment scheduled", name="Appointment scheduled",
+              category="prospecting"),
+        Stage(source="crm", source_id="Sales/closedwon", name="closedwon", category="won"),
+        deal(1, stage_id="Sales/closedwon", status="won", add_time=t(1), won_time=t(9), close_time=t(9),
+             stage_entered={"Sales/Appointment Scheduled": t(1), "Sales/Closed Won": t(9), "Other/Unknown": t(5)}),
+        # an API event at the same moment as a milestone wins over it (stronger evidence)
+        change("D1", 1, None, "Sales/Appointment scheduled", t(1)),
+    ]
+    _, db = load(tmp_path, records)
+    events = db.execute("select at, kind, new_value, evidence from deal_timeline where deal_id = 'D1' "
+                        "and kind = 'stage' order by seq").fetchall()
+    assert events == [
+        ("2025-03-01T00:00:00Z", "stage", "Sales/Appointment scheduled", "api"),
+        ("2025-03-05T00:00:00Z", "stage", "Other/Unknown", "milestone"),      # no such stage: kept as written
+        ("2025-03-09T00:00:00Z", "stage", "Sales/closedwon", "milestone"),    # "Closed Won" is "closedwon"
+    ]
+    spans = db.execute("select stage_id, seconds from stage_spans where deal_id = 'D1' order by entered_at")
+    assert spans.fetchall() == [("Sales/Appointment scheduled", 4 * 86400.0), ("Other/Unknown", 4 * 86400.0),
+                                ("Sales/closedwon", 0.0)]
+
+
 @pytest.mark.parametrize(
     ("records", "rule"),
     [
