@@ -624,6 +624,12 @@ def _compile_convert(em: EntityMapping) -> Callable[[dict[str, Any], str], Recor
         else:
             ns[f"GET{i}"] = partial(em._get, spec)
             add(f"{indent}raw = GET{i}(row)")
+        if target == "custom":  # an empty custom value is simply left out
+            add(f"{indent}if raw is not None and raw != '':")
+            parse(i, parse_fn, where, indent + "    ")
+            add(f"{indent}    if value is not None:")
+            add(f"{indent}        custom[{name!r}] = value")
+            return
         add(f"{indent}if raw is None or raw == '':")
         lines.extend(f"{indent}    {e}" for e in empty or ["pass"])
         add(f"{indent}else:")
@@ -631,7 +637,7 @@ def _compile_convert(em: EntityMapping) -> Callable[[dict[str, Any], str], Recor
         add(f"{indent}    if value is None:")
         lines.extend(f"{indent}        {e}" for e in empty or ["pass"])
         store = f"{indent}        {target}[{name!r}]"
-        if mode == _SET or target == "custom":
+        if mode == _SET:
             add(f"{indent}    else:")
             add(f"{store} = value")
         elif mode == _MONEY:
