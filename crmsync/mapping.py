@@ -557,12 +557,13 @@ def _compile_convert(em: EntityMapping) -> Callable[[dict[str, Any], str], Recor
 
     counter = iter(range(1_000_000))
 
-    def empty_lines(spec: FieldSpec, column: str | None, target: str) -> list[str]:
+    def empty_lines(spec: FieldSpec, column: str | None, target: str, raw: str = "raw") -> list[str]:
         """What an empty value does: the default if the field has none yet, else a rejection if required."""
         if target == "custom":
             return []
         name = spec.name
-        reject = f"return Rejection({column!r}, raw, {name + ' is required but empty'!r})"
+        why = name + " is required but empty" + ("" if raw == "raw" else " (no case of its when holds)")
+        reject = f"return Rejection({column!r}, {raw}, {why!r})"
         empty: list[str] = []
         if spec.default is not None:
             d = f"D{next(counter)}"
@@ -583,8 +584,6 @@ def _compile_convert(em: EntityMapping) -> Callable[[dict[str, Any], str], Recor
             ns[f"K{i}"] = parse_fn
             add(f"{indent}{target}[{name!r}] = K{i}  # constant")
             return
-        if empty is None:
-            empty = empty_lines(spec, column, target)
         if mode == _COLUMNS:
             ns[f"S{i}"] = parse_fn
             add(f"{indent}# {target} {name!r} <- columns matching {spec.column_set.pattern.pattern!r}")
@@ -605,17 +604,19 @@ def _compile_convert(em: EntityMapping) -> Callable[[dict[str, Any], str], Recor
             add(f"{indent}    return Rejection(exc.column, exc.raw, exc.reason)")
             for k, branch in enumerate(branches):
                 add(f"{indent}{'if' if k == 0 else 'elif'} case == {k}:")
-                if isinstance(branch, tuple):
-                    emit(branch, target, indent + "    ", empty)
+                if isinstance(branch, tuple):  # a column read when the case holds; empty like the field
+                    emit(branch, target, indent + "    ", empty_lines(spec, branch[1], target))
                 else:
                     ns[f"K{i}_{k}"] = branch
                     add(f"{indent}    {target}[{name!r}] = K{i}_{k}")
             add(f"{indent}else:")
             if base is not None:
-                emit(base, target, indent + "    ", empty)
+                emit(base, target, indent + "    ", empty_lines(spec, base[1], target))
             else:
-                lines.extend(f"{indent}    {e}" for e in empty or ["pass"])
+                lines.extend(f"{indent}    {e}" for e in empty_lines(spec, None, target, raw="None") or ["pass"])
             return
+        if empty is None:
+            empty = empty_lines(spec, column, target)
         where = column or ".".join(spec.path or ()) or (
             " + ".join(spec.template.columns) if spec.template is not None else None)
         add(f"{indent}# {target} {name!r} <- {where} ({spec.parse})")
@@ -682,7 +683,8 @@ def _compile_convert(em: EntityMapping) -> Callable[[dict[str, Any], str], Recor
 
 
 def _missing_required(em: EntityMapping, spec: FieldSpec, row: dict[str, Any]) -> Rejection:
-    return Rejection(spec.column, em._get(spec, row), f"{spec.name} is required but empty")
+    reads_one_cell = spec.column is not None or spec.path or spec.template is not None
+    return Rejection(spec.column, em._get(spec, row) if reads_one_cell else None, f"{spec.name} is required but empty")
 
 
 def _coercer(cls: type[Record], name: str) -> Callable[[Any], Any] | None:

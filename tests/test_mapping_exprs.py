@@ -217,6 +217,40 @@ def test_when_case_date_columns_take_part_in_day_month_detection():
     assert salesforce_deals().columns("datetime") == ["CloseDate"]
 
 
+BOOL_CELL = st.sampled_from(["TRUE", "FALSE", "true", "false", "1", "0", "Sí", "no", "", " ", None])
+
+
+@given(is_won=BOOL_CELL, is_closed=BOOL_CELL, stage=st.sampled_from(["Closed Won", "Closed Lost", "Prospecting", ""]))
+def test_salesforce_status_rule_holds_for_any_flag_cells(is_won, is_closed, stage):
+    from crmsync.values import parse_bool
+
+    deal = salesforce_deals().convert({"Id": "1", "Name": "x", "IsWon": is_won, "IsClosed": is_closed,
+                                       "StageName": stage}, "s")
+    won, closed = parse_bool(is_won), parse_bool(is_closed)
+    by_stage = {"Closed Won": DealStatus.WON, "Closed Lost": DealStatus.LOST}.get(stage, DealStatus.OPEN)
+    expected = (DealStatus.WON if won else DealStatus.LOST if closed else DealStatus.OPEN if closed is False
+                else by_stage)
+    assert deal.status is expected
+
+
+def test_a_case_column_left_blank_gets_the_default_and_a_required_field_with_no_case_is_quarantined():
+    em = mapping(deal={"id": "ID", "fields": {
+        "title": {"when": [{"if": {"column": "Kind", "is": "company"}, "column": "Company"}], "column": "Person",
+                  "required": True},
+        "lost_reason": {"when": [{"if": {"column": "Kind", "is": "company"}, "column": "Why"}], "default": "?"},
+    }}).entity("deal")
+    assert em.convert({"ID": "1", "Kind": "company", "Company": "Acme", "Why": ""}, "s").lost_reason == "?"
+    assert em.convert({"ID": "1", "Kind": "person", "Person": "Ann"}, "s").title == "Ann"
+    blank = em.convert({"ID": "1", "Kind": "company", "Company": " ", "Person": "Ann"}, "s")
+    assert isinstance(blank, Rejection) and (blank.column, blank.reason) == ("Company", "title is required but empty")
+    only_cases = mapping(deal={"id": "ID", "fields": {
+        "title": {"when": [{"if": {"column": "Kind", "is": "company"}, "column": "Company"}], "required": True},
+    }}).entity("deal").convert({"ID": "1", "Kind": "person"}, "s")
+    assert isinstance(only_cases, Rejection)
+    assert (only_cases.column, only_cases.value) == (None, None)
+    assert only_cases.reason == "title is required but empty (no case of its when holds)"
+
+
 @pytest.mark.parametrize(("field", "message"), [
     ({"when": [{"if": {"column": "IsWon", "is": True}, "value": "victory"}]}, "when[0].value: 'victory' is not one of"),
     ({"when": [{"if": {"column": "IsWon", "is": True}}]}, "when[0]: give exactly one of value"),
