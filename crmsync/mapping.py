@@ -956,8 +956,8 @@ def _field_spec(
         problems.append(f"{where}.{key}: unknown key (expected one of {', '.join(sorted(_FIELD_KEYS))})")
     column, path = spec.get("column"), spec.get("path")
     given = [k for k in ("column", "path", "value", "template", "columns") if k in spec]
-    if id_field and ("value" in spec or "when" in spec):
-        problems.append(f"{where}: an id is read with column, path or template (not value or when)")
+    if id_field and any(k in spec for k in ("value", "when", "split", "pattern", "pick")):
+        problems.append(f"{where}: an id is read with column, path or template (not value, when or split)")
         return None
     if len(given) > 1 or (not given and "when" not in spec):
         what = "column, path or template" if id_field else "column, path, template or value (a constant)"

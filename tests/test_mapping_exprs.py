@@ -149,6 +149,12 @@ def test_bad_multi_value_options_are_one_line_errors_with_the_fix(field, message
     assert f"entities.deal.fields.person_id.{message}" in msg and "\n" not in msg
 
 
+def test_an_id_is_one_cell_or_a_template_never_a_split_or_a_case():
+    for id_spec in ({"column": "ID", "split": ";"}, {"when": [{"if": {"column": "A", "empty": False}, "column": "A"}]}):
+        msg = error(deal={"id": id_spec, "fields": {"title": "T"}})
+        assert "entities.deal.id: an id is read with column, path or template (not value, when or split)" in msg
+
+
 def test_emails_cannot_be_split_again():
     msg = error(person={"id": "ID", "fields": {"emails": {"column": "E", "split": ";"}}})
     assert "entities.person.fields.emails.split: emails cells are already split" in msg
