@@ -329,3 +329,32 @@ def test_bad_columns_tables_are_one_line_errors(field, message):
 def test_columns_for_a_one_value_field_is_an_error():
     msg = error(deal={"id": "ID", "fields": {"title": "T", "close_time": {"columns": DATE_ENTERED}}})
     assert "entities.deal.fields.close_time.columns: gives a {key: value} table, but close_time holds one value" in msg
+
+
+def test_every_mapping_example_in_the_docs_compiles():
+    """docs/mappings.md is what users copy: its layout example and each field example must load."""
+    import tomllib
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "mappings.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```toml\n(.*?)```", doc, re.S)
+    layout = [b for b in blocks if "[mapping]" in b]
+    assert len(layout) == 1 and len(blocks) >= 5
+    compile_mapping(tomllib.loads(layout[0]), name="doc", where="docs/mappings.md", overrides={})
+    lookups = {"deal_status": {"won": ["Won"]}}
+    homes = {"name": "person", "address": "organization", "labels": "lead"}
+    for block in blocks:
+        if block in layout:
+            continue
+        for key, spec in tomllib.loads(block).items():
+            entity = homes.get(key, "deal")
+            body = {"id": "ID", "fields": {"title": "T"} if entity in ("deal", "lead") else {}}
+            if entity == "organization":
+                body["fields"]["name"] = "N"
+            if key == "id":
+                body["id"] = spec
+            elif key[0].isupper():
+                body["custom"] = {key: spec}
+            else:
+                body["fields"][key] = spec
+            compile_mapping({"entities": {entity: body}, "lookups": lookups}, name="doc", where=key, overrides={})
