@@ -194,6 +194,7 @@ def test_salesforce_converted_lead_keeps_flag_ids_and_date(salesforce):
     assert (custom["Converted account ID"], custom["Converted contact ID"]) == (
         "0015e00000Acm01AAA", "0035e00000Con01AAA")
     assert (custom["First name"], custom["Last name"], custom["Employees"]) == ("José", "Muñoz", 250)
+    assert custom["Name"] == "José Muñoz"  # no Salutation column in this export
 
 
 def test_salesforce_status_saying_converted_without_the_flag_is_loaded_with_both_facts(salesforce):
@@ -292,6 +293,7 @@ def test_salesforce_contacts_and_users(salesforce):
     assert [p["normalized"] for p in jose["phones"]] == ["+14155550134"]
     assert (jose["org_id"], jose["custom"]["Job title"]) == ("0015e00000Acm01AAA", "VP Operations")
     luis = salesforce.row("persons", "0035e00000Con03AAA")
+    assert luis["name"] == "Luis Peña"  # a blank Name: First and Last name make it
     assert luis["emails"] == [{"raw": "luis.pena@", "label": "work", "primary": False,
                                "problem": "not a valid email address"}]  # kept, flagged
     assert [(p["normalized"], p["label"]) for p in luis["phones"]] == [("+528112345678", "mobile")]
