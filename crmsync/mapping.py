@@ -27,6 +27,9 @@ A mapping file looks like::
     [lookups.deal_status]          # canonical value = [words used by the source]
     won = ["Won", "Ganado", "Closed Won"]
 
+Fields that read more than one plain cell (templates, multi-value cells, ``when`` cases) are built by
+:mod:`crmsync.mapping_exprs` and only cost anything in mappings that use them (docs/mappings.md).
+
 Example::
 
     >>> m = load_mapping("spreadsheet")                      # doctest: +SKIP
@@ -53,6 +56,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crmsync import values
 from crmsync.errors import MappingError, ValueParseError
+from crmsync.mapping_exprs import CellFailed, ColumnSet, Extract, Template, compile_conditions
 from crmsync.model import ENTITIES, ContactPoint, Record
 
 PARSERS = ("text", "int", "decimal", "money", "bool", "date", "datetime", "email", "phone", "list", "id")
@@ -60,7 +64,9 @@ DATE_ORDERS = ("auto", "DMY", "MDY", "YMD")
 #: What to do when a value is not in its lookup: keep null and report it, quarantine the row, or keep it.
 ON_MISSING = ("report", "quarantine", "keep")
 _RESERVED = frozenset({"source", "source_id", "custom", "raw", "first_run", "last_run"})
-_FIELD_KEYS = {"column", "path", "value", "parse", "lookup", "default", "required", "on_missing", "label"}
+_FIELD_KEYS = {"column", "path", "value", "parse", "lookup", "default", "required", "on_missing", "label",
+               "template", "split", "pattern", "pick", "when", "columns"}
+_CASE_KEYS = {"if", "value", "column"}
 
 
 @dataclass(slots=True)
@@ -115,9 +121,44 @@ class FieldSpec:
     #: ``value = ...``: every record gets this constant (already in canonical form).
     constant: Any = None
     has_constant: bool = False
+    #: ``template = "{First Name} {Last Name}"``: the value is built from several columns.
+    template: Template | None = None
+    #: ``split``/``pattern``/``pick``: the value(s) are taken out of a multi-value cell.
+    extract: Extract | None = None
+    #: ``when = [...]``: cases tried in order before the field's own column/value/default.
+    cases: tuple[Case, ...] = ()
+    #: ``columns = { pattern, key }``: every matching column of a file, as one ``{key: value}`` table.
+    column_set: ColumnSet | None = None
 
     def candidates(self) -> tuple[str, ...]:
+        if self.template is not None:
+            return self.template.columns
         return self.aliases or ((self.column,) if self.column is not None else ())
+
+    def column_groups(self) -> list[tuple[str, ...]]:
+        """Every column this field may read, as groups of alternative names (for missing-column notices)."""
+        groups = [(c,) for c in self.candidates()] if self.template is not None else (
+            [self.candidates()] if self.candidates() else [])
+        for case in self.cases:
+            groups += [(c,) for c in case.columns]
+            if case.spec is not None:
+                groups += case.spec.column_groups()
+        return groups
+
+    def parsed_columns(self) -> list[str]:
+        """Columns whose cells are parsed with this field's parse type (not templates, not conditions)."""
+        own = [] if self.template is not None else list(self.candidates())
+        return own + [c for case in self.cases if case.spec is not None for c in case.spec.candidates()]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One ``when`` case: if ``test(row)`` holds, the field gets ``constant`` or the value read by ``spec``."""
+
+    test: Callable[[dict[str, Any]], bool]
+    columns: tuple[str, ...]
+    constant: Any = None
+    spec: FieldSpec | None = None
 
 
 @dataclass
@@ -151,16 +192,18 @@ class EntityMapping:
     def columns(self, parse: str | None = None) -> list[str]:
         """Columns this mapping may read, aliases included (optionally only those of one parse type)."""
         specs = [self.id_spec, *self.fields, *self.custom]
-        return [c for s in specs if parse is None or s.parse == parse for c in s.candidates()]
+        if parse is None:
+            return [c for s in specs for group in s.column_groups() for c in group]
+        return [c for s in specs if s.parse == parse for c in s.parsed_columns()]
 
     def missing_columns(self, headers: Iterable[str]) -> list[str]:
         """Columns of the mapping a file lacks (an aliased column only when it has none of its names)."""
         present = set(headers)
         out = []
         for spec in [self.id_spec, *self.fields, *self.custom]:
-            names = spec.candidates()
-            if names and not present.intersection(names):
-                out.append(" / ".join(names))
+            for names in spec.column_groups():
+                if names and not present.intersection(names):
+                    out.append(" / ".join(names))
         return sorted(set(out))
 
     def bind(self, headers: Iterable[str] | None = None) -> None:
@@ -168,9 +211,13 @@ class EntityMapping:
 
         Call after ``date_orders`` is settled; :meth:`convert` binds lazily to all columns otherwise.
         """
-        present = None if headers is None else set(headers)
+        header_list = None if headers is None else list(headers)
+        present = None if header_list is None else set(header_list)
 
         def resolve(spec: FieldSpec) -> FieldSpec:
+            if spec.cases:
+                spec = replace(spec, cases=tuple(
+                    replace(c, spec=resolve(c.spec)) if c.spec is not None else c for c in spec.cases))
             if present is None or len(spec.aliases) < 2:
                 return spec
             chosen = next((name for name in spec.aliases if name in present), spec.aliases[0])
@@ -178,29 +225,51 @@ class EntityMapping:
 
         self._id_spec = resolve(self.id_spec)
 
+        def step(spec: FieldSpec, canonical: bool) -> tuple[FieldSpec, str | None, Any, int]:
+            if spec.cases:
+                branches = [(self._constant(replace(spec, constant=case.constant, cases=()), canonical)
+                             if case.spec is None else step(case.spec, canonical)) for case in spec.cases]
+                has_base = spec.column is not None or spec.path or spec.template or spec.has_constant
+                base = step(replace(spec, cases=()), canonical) if has_base else None
+                which = _which_case(tuple(case.test for case in spec.cases))
+                return (spec, None, (which, branches, base), _WHEN)
+            if spec.has_constant:
+                return (spec, None, self._constant(spec, canonical), _CONST)
+            if spec.column_set is not None:
+                matched = spec.column_set.match(header_list) if header_list is not None else []
+                readers = [(header, key, self._parser(replace(spec, column=header, column_set=None)))
+                           for header, key in matched]
+                return (spec, None, partial(_read_column_set, tuple(readers)), _COLUMNS)
+            mode = _MONEY if spec.parse == "money" else _APPEND if spec.parse in ("email", "phone") else _SET
+            parse = self._parser(spec)
+            extract = spec.extract
+            if extract is not None and extract.pick == "all":
+                parse = _each(extract, parse)
+            elif extract is not None:
+                parse = _first(extract, parse)
+            coerce = _coercer(self.record_cls, spec.name) if canonical else None
+            if coerce is not None:
+                parse = _then(parse, coerce)
+            many = extract is not None and extract.pick == "all"
+            if spec.parse not in _MUTABLE_RESULTS and not spec.lookup and not many:
+                parse = _Memo(parse)
+            elif spec.lookup and not many:
+                # Only values the lookup table knows are remembered: a miss may be counted in
+                # ``unmapped`` (once per row) or quarantine the row, so it is looked up every time.
+                hit = partial(self._lookup_hit, spec)
+                parse = _Memo(parse, cacheable=hit if extract is None else (lambda raw: hit(extract.first(raw))))
+            if spec.parse == "money" and not canonical:
+                parse = _then(parse, _money_json)  # a custom amount is stored as {"amount", "currency"}
+            return (spec, spec.column, parse, mode)
+
         def steps(specs: list[FieldSpec]) -> list[tuple[FieldSpec, str | None, Callable[[Any], Any], int]]:
             out: list[tuple[FieldSpec, str | None, Any, int]] = []
             for spec in map(resolve, specs):
-                if spec.has_constant:
-                    out.append((spec, None, self._constant(spec, specs is self.fields), _CONST))
-                    continue
-                missing = present is not None and spec.column is not None and spec.column not in present
+                missing = (present is not None and spec.column is not None and spec.column not in present
+                           and not spec.cases)
                 if missing and spec.default is None and not spec.required:
                     continue  # the file has no such column: the field stays empty
-                mode = _MONEY if spec.parse == "money" else _APPEND if spec.parse in ("email", "phone") else _SET
-                parse = self._parser(spec)
-                coerce = _coercer(self.record_cls, spec.name) if specs is self.fields else None
-                if coerce is not None:
-                    parse = _then(parse, coerce)
-                if spec.parse not in _MUTABLE_RESULTS and not spec.lookup:
-                    parse = _Memo(parse)
-                elif spec.lookup:
-                    # Only values the lookup table knows are remembered: a miss may be counted in
-                    # ``unmapped`` (once per row) or quarantine the row, so it is looked up every time.
-                    parse = _Memo(parse, cacheable=partial(self._lookup_hit, spec))
-                if spec.parse == "money" and specs is not self.fields:
-                    parse = _then(parse, _money_json)  # a custom amount is stored as {"amount", "currency"}
-                out.append((spec, spec.column, parse, mode))
+                out.append(step(spec, specs is self.fields))
             return out
 
         self._steps = steps(self.fields)
@@ -238,6 +307,8 @@ class EntityMapping:
 
     @staticmethod
     def _get(spec: FieldSpec, row: dict[str, Any]) -> Any:
+        if spec.template is not None:
+            return spec.template.render(row)
         if spec.column is not None:
             return row.get(spec.column)
         node: Any = row
@@ -327,7 +398,55 @@ class EntityMapping:
         return None
 
 
-_SET, _MONEY, _APPEND, _CONST = 0, 1, 2, 3
+_SET, _MONEY, _APPEND, _CONST, _WHEN, _COLUMNS = 0, 1, 2, 3, 4, 5
+
+
+def _read_column_set(readers: tuple[tuple[str, str, Callable[[Any], Any]], ...], row: dict[str, Any]
+                     ) -> dict[str, Any] | None:
+    """``{key: parsed value}`` of a ``columns`` field's non-blank cells; a bad cell names its own column."""
+    out = {}
+    for header, key, parse in readers:
+        raw = row.get(header)
+        if raw is None or raw == "":
+            continue
+        try:
+            value = parse(raw)
+        except ValueParseError as exc:
+            raise CellFailed(header, raw, exc.reason) from None
+        if value is not None:
+            out[key] = value
+    return out or None
+
+
+def _which_case(tests: tuple[Callable[[dict[str, Any]], bool], ...]) -> Callable[[dict[str, Any]], int]:
+    """The index of the first ``when`` case whose condition holds for a row, or -1."""
+    if len(tests) == 1:
+        only = tests[0]
+        return lambda row: 0 if only(row) else -1
+
+    def which(row: dict[str, Any]) -> int:
+        for i, test in enumerate(tests):
+            if test(row):
+                return i
+        return -1
+
+    return which
+
+
+def _first(extract: Extract, parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def first(raw: Any) -> Any:
+        item = extract.first(raw)
+        return None if item is None else parse(item)
+
+    return first
+
+
+def _each(extract: Extract, parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def each(raw: Any) -> list[Any] | None:
+        out = [v for item in extract.items(raw) if (v := parse(item)) is not None]
+        return out or None
+
+    return each
 #: Parsers whose results are mutable lists: never shared between records through a memo.
 _MUTABLE_RESULTS = frozenset({"list", "email", "phone"})
 
@@ -389,7 +508,7 @@ def _compile_convert(em: EntityMapping) -> Callable[[dict[str, Any], str], Recor
     exactly the same steps in the same order; only the interpretation overhead is gone.
     """
     ns: dict[str, Any] = {
-        "MISS": _MISS, "Rejection": Rejection, "ValueParseError": ValueParseError,
+        "MISS": _MISS, "Rejection": Rejection, "ValueParseError": ValueParseError, "CellFailed": CellFailed,
         "parse_text": values.parse_text, "BUILD": em.record_cls.build, "EMPTY_GET": {}.get,
     }
     lines = ["def convert(row, source):", "    row_get = row.get"]
@@ -436,57 +555,109 @@ def _compile_convert(em: EntityMapping) -> Callable[[dict[str, Any], str], Recor
             add(f"{indent}except ValueParseError as exc:")
             add(f"{indent}    return Rejection({where!r}, raw, exc.reason)")
 
-    for i, (spec, column, parse_fn, mode) in enumerate(em._steps or ()):
+    counter = iter(range(1_000_000))
+
+    def empty_lines(spec: FieldSpec, column: str | None, target: str, raw: str = "raw") -> list[str]:
+        """What an empty value does: the default if the field has none yet, else a rejection if required."""
+        if target == "custom":
+            return []
         name = spec.name
-        if mode == _CONST:
-            ns[f"K{i}"] = parse_fn
-            add(f"    data[{name!r}] = K{i}  # constant")
-            continue
-        # An empty value: the default if the field has none yet, else a rejection if required.
-        reject = f"return Rejection({column!r}, raw, {name + ' is required but empty'!r})"
+        why = name + " is required but empty" + ("" if raw == "raw" else " (no case of its when holds)")
+        reject = f"return Rejection({column!r}, {raw}, {why!r})"
         empty: list[str] = []
         if spec.default is not None:
-            ns[f"D{i}"] = spec.default
-            empty += [f"if {name!r} not in data:", f"    data[{name!r}] = D{i}"]
+            d = f"D{next(counter)}"
+            ns[d] = spec.default
+            empty += [f"if {name!r} not in data:", f"    data[{name!r}] = {d}"]
             if spec.required:
                 empty += ["else:", "    " + reject]
         elif spec.required:
             empty += [reject]
-        add(f"    # {name} <- {column if column is not None else '.'.join(spec.path or ())} ({spec.parse})")
-        fetch(i, spec, "    ")
-        add("    if raw is None or raw == '':")
-        lines.extend("        " + e for e in empty or ["pass"])
-        add("    else:")
-        parse(i, parse_fn, column or ".".join(spec.path or ()), "        ")
-        add("        if value is None:")
-        lines.extend("            " + e for e in empty or ["pass"])
-        if mode == _SET:
-            add("        else:")
-            add(f"            data[{name!r}] = value")
-        elif mode == _MONEY:
-            add("        else:")
-            add(f"            data[{name!r}] = value.amount")
-            add("            if value.currency and not data.get('currency'):")
-            add("                data['currency'] = value.currency")
+        return empty
+
+    def emit(step: tuple[FieldSpec, str | None, Any, int], target: str, indent: str,
+             empty: list[str] | None = None) -> None:
+        spec, column, parse_fn, mode = step
+        name = spec.name
+        i = next(counter)
+        if mode == _CONST:
+            ns[f"K{i}"] = parse_fn
+            add(f"{indent}{target}[{name!r}] = K{i}  # constant")
+            return
+        if mode == _COLUMNS:
+            ns[f"S{i}"] = parse_fn
+            add(f"{indent}# {target} {name!r} <- columns matching {spec.column_set.pattern.pattern!r}")
+            add(f"{indent}try:")
+            add(f"{indent}    value = S{i}(row)")
+            add(f"{indent}except CellFailed as exc:")
+            add(f"{indent}    return Rejection(exc.column, exc.raw, exc.reason)")
+            add(f"{indent}if value is not None:")
+            add(f"{indent}    {target}[{name!r}] = value")
+            return
+        if mode == _WHEN:
+            which, branches, base = parse_fn
+            ns[f"W{i}"] = which
+            add(f"{indent}# {target} {name!r} <- when ({len(branches)} cases)")
+            add(f"{indent}try:")
+            add(f"{indent}    case = W{i}(row)")
+            add(f"{indent}except CellFailed as exc:")
+            add(f"{indent}    return Rejection(exc.column, exc.raw, exc.reason)")
+            for k, branch in enumerate(branches):
+                add(f"{indent}{'if' if k == 0 else 'elif'} case == {k}:")
+                if isinstance(branch, tuple):  # a column read when the case holds; empty like the field
+                    emit(branch, target, indent + "    ", empty_lines(spec, branch[1], target))
+                else:
+                    ns[f"K{i}_{k}"] = branch
+                    add(f"{indent}    {target}[{name!r}] = K{i}_{k}")
+            add(f"{indent}else:")
+            if base is not None:
+                emit(base, target, indent + "    ", empty_lines(spec, base[1], target))
+            else:
+                lines.extend(f"{indent}    {e}" for e in empty_lines(spec, None, target, raw="None") or ["pass"])
+            return
+        if empty is None:
+            empty = empty_lines(spec, column, target)
+        where = column or ".".join(spec.path or ()) or (
+            " + ".join(spec.template.columns) if spec.template is not None else None)
+        add(f"{indent}# {target} {name!r} <- {where} ({spec.parse})")
+        if spec.column is not None:
+            add(f"{indent}raw = row_get({spec.column!r})")
         else:
-            add(f"        elif {name!r} in data:")
-            add(f"            data[{name!r}] = data[{name!r}] + value")
-            add("        else:")
-            add(f"            data[{name!r}] = value")
+            ns[f"GET{i}"] = partial(em._get, spec)
+            add(f"{indent}raw = GET{i}(row)")
+        if target == "custom":  # an empty custom value is simply left out
+            add(f"{indent}if raw is not None and raw != '':")
+            parse(i, parse_fn, where, indent + "    ")
+            add(f"{indent}    if value is not None:")
+            add(f"{indent}        custom[{name!r}] = value")
+            return
+        add(f"{indent}if raw is None or raw == '':")
+        lines.extend(f"{indent}    {e}" for e in empty or ["pass"])
+        add(f"{indent}else:")
+        parse(i, parse_fn, where, indent + "    ")
+        add(f"{indent}    if value is None:")
+        lines.extend(f"{indent}        {e}" for e in empty or ["pass"])
+        store = f"{indent}        {target}[{name!r}]"
+        if mode == _SET:
+            add(f"{indent}    else:")
+            add(f"{store} = value")
+        elif mode == _MONEY:
+            add(f"{indent}    else:")
+            add(f"{store} = value.amount")
+            add(f"{indent}        if value.currency and not data.get('currency'):")
+            add(f"{indent}            data['currency'] = value.currency")
+        else:
+            add(f"{indent}    elif {name!r} in data:")
+            add(f"{store} = data[{name!r}] + value")
+            add(f"{indent}    else:")
+            add(f"{store} = value")
+
+    for step in em._steps or ():
+        emit(step, "data", "    ")
     if em._custom_steps:
         add("    custom = {}")
-        for j, (spec, column, parse_fn, mode) in enumerate(em._custom_steps):
-            i = len(em._steps or ()) + j
-            if mode == _CONST:
-                ns[f"K{i}"] = parse_fn
-                add(f"    custom[{spec.name!r}] = K{i}  # constant")
-                continue
-            add(f"    # custom {spec.name!r} <- {column}")
-            fetch(i, spec, "    ")
-            add("    if raw is not None and raw != '':")
-            parse(i, parse_fn, column, "        ")
-            add("        if value is not None:")
-            add(f"            custom[{spec.name!r}] = value")
+        for step in em._custom_steps:
+            emit(step, "custom", "    ")
         add("    data['custom'] = custom")
     add("    # the row as it came (blank cells dropped); typed XLSX cells are JSON-encoded by the warehouse")
     add("    data['raw'] = {k: v for k, v in row.items() if v is not None and v != ''}")
@@ -512,7 +683,8 @@ def _compile_convert(em: EntityMapping) -> Callable[[dict[str, Any], str], Recor
 
 
 def _missing_required(em: EntityMapping, spec: FieldSpec, row: dict[str, Any]) -> Rejection:
-    return Rejection(spec.column, em._get(spec, row), f"{spec.name} is required but empty")
+    reads_one_cell = spec.column is not None or spec.path or spec.template is not None
+    return Rejection(spec.column, em._get(spec, row) if reads_one_cell else None, f"{spec.name} is required but empty")
 
 
 def _coercer(cls: type[Record], name: str) -> Callable[[Any], Any] | None:
@@ -738,6 +910,24 @@ def _kind_for(cls: type[Record] | None, name: str) -> str:
     return "text"
 
 
+def _dict_value_kind(cls: type[Record] | None, name: str) -> str | None:
+    """For a ``{key: value}`` model field, the parse type of its values (custom fields: text); else None."""
+    if cls is None:
+        return "text"
+    annotation = cls.model_fields[name].annotation
+    if get_origin(annotation) in (Union, UnionType):
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    if get_origin(annotation) is not dict:
+        return None
+    value_type = get_args(annotation)[1]
+    if get_origin(value_type) is not None and get_args(value_type)[0] is datetime:
+        return "datetime"  # Annotated[datetime, ...]
+    for py, kind in ((bool, "bool"), (datetime, "datetime"), (date, "date"), (Decimal, "decimal"), (int, "int")):
+        if isinstance(value_type, type) and issubclass(value_type, py):
+            return kind
+    return "text"
+
+
 def _enum_lookup(cls: type[Record] | None, name: str) -> dict[str, str] | None:
     if cls is None:
         return None
@@ -765,11 +955,37 @@ def _field_spec(
     for key in sorted(set(spec) - _FIELD_KEYS):
         problems.append(f"{where}.{key}: unknown key (expected one of {', '.join(sorted(_FIELD_KEYS))})")
     column, path = spec.get("column"), spec.get("path")
-    given = [k for k in ("column", "path", "value") if k in spec]
-    if len(given) != 1 or (id_field and "value" in spec):
-        what = "column or path" if id_field else "column, path or value (a constant)"
-        problems.append(f"{where}: give exactly one of {what}")
+    given = [k for k in ("column", "path", "value", "template", "columns") if k in spec]
+    if id_field and any(k in spec for k in ("value", "when", "split", "pattern", "pick")):
+        problems.append(f"{where}: an id is read with column, path or template (not value, when or split)")
         return None
+    if len(given) > 1 or (not given and "when" not in spec):
+        what = "column, path or template" if id_field else "column, path, template or value (a constant)"
+        problems.append(f"{where}: give exactly one of {what}" + ("" if id_field else ", or when cases"))
+        return None
+    column_set = None
+    if cls is not None and "columns" not in spec and _dict_value_kind(cls, name) is not None:
+        problems.append(f"{where}: {name} is a {{key: value}} table: read it with columns = {{ pattern = '...', "
+                        "key = \"{...}\" }")
+        return None
+    if "columns" in spec:
+        if id_field or any(k in spec for k in ("when", "split", "pattern", "pick")):
+            problems.append(f"{where}.columns: cannot be combined with when/split/pattern/pick (or used for an id)")
+            return None
+        value_kind = _dict_value_kind(cls, name)
+        if value_kind is None:
+            problems.append(f"{where}.columns: gives a {{key: value}} table, but {name} holds one value (use "
+                            "it for a custom field, or a field like stage_entered)")
+            return None
+        column_set = ColumnSet.parse(spec["columns"], where, problems)
+        if column_set is None:
+            return None
+        spec = {**spec, "parse": spec.get("parse") or value_kind}
+    template = None
+    if "template" in spec:
+        template = Template.parse(spec["template"], where, problems)
+        if template is None:
+            return None
     aliases: tuple[str, ...] = ()
     if isinstance(column, list):
         if not column or not all(isinstance(c, str) for c in column):
@@ -803,7 +1019,69 @@ def _field_spec(
             problems.append(f"{where}.value: {constant!r} is not one of {', '.join(sorted(enum_values.values()))}")
         else:
             constant = enum_values[fold(str(constant))]
+    extract = None
+    if any(k in spec for k in ("split", "pattern", "pick")):
+        if not any(k in spec for k in ("split", "pattern")):
+            problems.append(f"{where}.pick: needs split or pattern (how the values in the cell are told apart)")
+            return None
+        if kind in ("email", "phone"):
+            problems.append(f"{where}.split: {name} cells are already split on , ; and line breaks; "
+                            "remove split/pattern")
+            return None
+        many = kind == "list" or cls is None
+        extract = Extract.parse(spec, where, problems, default_pick="all" if kind == "list" else "first")
+        if extract is None:
+            return None
+        if kind == "list":
+            if extract.pick != "all":
+                problems.append(f"{where}.pick: {name} is a list: it takes all the values (remove pick)")
+                return None
+            kind = "text"  # each value is text; the field gets the list of them
+        elif extract.pick == "all" and not many:
+            problems.append(f"{where}.pick: \"all\" gives a list, but {name} holds one value: use pick = \"first\" "
+                            "(or a custom field for the whole list)")
+            return None
+    cases: list[Case] = []
+    if "when" in spec:
+        when = spec["when"]
+        if not isinstance(when, list) or not when or not all(isinstance(c, dict) for c in when):
+            problems.append(f"{where}.when: must be a list of cases like [{{ if = {{ column = \"IsWon\", is = true }}, "
+                            "value = \"won\" }}]")
+            return None
+        inherited = {k: spec[k] for k in ("parse", "lookup", "on_missing", "label", "split", "pattern", "pick")
+                     if k in spec}
+        for k, case in enumerate(when):
+            here = f"{where}.when[{k}]"
+            for key in sorted(set(case) - _CASE_KEYS):
+                problems.append(f"{here}.{key}: unknown key (a case has if, and value or column)")
+            if "if" not in case:
+                problems.append(f"{here}.if: missing (the condition of this case)")
+                continue
+            if ("value" in case) == ("column" in case):
+                problems.append(f"{here}: give exactly one of value (a constant) or column (read when the case holds)")
+                continue
+            compiled = compile_conditions(case["if"], here, problems)
+            if compiled is None:
+                continue
+            columns, test = compiled
+            if "value" in case:
+                value = case["value"]
+                if enum_values is not None:
+                    if fold(str(value)) not in enum_values:
+                        problems.append(f"{here}.value: {value!r} is not one of "
+                                        f"{', '.join(sorted(enum_values.values()))}")
+                        continue
+                    value = enum_values[fold(str(value))]
+                cases.append(Case(test=test, columns=columns, constant=value))
+            else:
+                sub = _field_spec(name, {**inherited, "column": case["column"]}, cls, lookups, here, problems)
+                if sub is not None:
+                    cases.append(Case(test=test, columns=columns, spec=sub))
     return FieldSpec(
+        column_set=column_set,
+        template=template,
+        extract=extract,
+        cases=tuple(cases),
         name=name,
         column=column,
         path=tuple(path.split(".")) if isinstance(path, str) else None,

@@ -274,6 +274,9 @@ class Lead(Record):
     #: The source's own converted flag (Salesforce ``IsConverted``, Zoho ``Converted``), kept apart from the
     #: status picklist: when they disagree, reconciliation trusts the flag and ids and records the conflict.
     converted: bool | None = None
+    #: Every deal the source associates with this lead (HubSpot Leads' "Associated Deal IDs"): each one is
+    #: explicit conversion evidence. ``None`` when the source has no such associations.
+    deal_ids: list[str] | None = None
 
 
 class Deal(Record):
@@ -303,6 +306,12 @@ class Deal(Record):
     close_time: UtcDatetime | None = None
     lost_reason: str | None = None
     source_lead_id: str | None = None
+    #: When the deal entered each stage, by stage id or name, as the source's own columns say (HubSpot's
+    #: ``Date entered "<stage> (<pipeline>)"``): milestone events of the deal's timeline.
+    stage_entered: dict[str, UtcDatetime] | None = None
+    #: Every person the source associates with this deal (HubSpot's "Associated Contact IDs"); ``person_id`` is
+    #: the primary one. A lead whose person is among them is explicit conversion evidence.
+    person_ids: list[str] | None = None
 
 
 class StageChange(Record):

@@ -22,9 +22,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from crmsync.model import ENTITIES, Record
-from crmsync.warehouse import SPECS
+from crmsync.warehouse import JSON_FIELDS, SPECS
 
-_JSON_COLUMNS = frozenset({"custom", "raw", "emails", "phones", "labels", "reasons", "options"})
+_JSON_COLUMNS = JSON_FIELDS
 _CHUNK = 500
 
 

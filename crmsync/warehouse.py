@@ -111,9 +111,14 @@ def _sql_type(annotation: Any) -> type:
     return str
 
 
+#: Model fields stored as JSON text (lists and objects).
+JSON_FIELDS = frozenset({"custom", "raw", "emails", "phones", "labels", "reasons", "options", "deal_ids", "person_ids",
+                         "stage_entered"})
+
+
 def _converter(annotation: Any, name: str) -> Callable[[Any], Any] | None:
     """How a model field becomes a SQLite value; ``None`` when it already is one (the common case)."""
-    if name in ("custom", "raw", "emails", "phones", "labels", "reasons", "options"):
+    if name in JSON_FIELDS:
         return to_json
     if get_origin(annotation) is Union or type(annotation).__name__ == "UnionType":
         annotation = next(a for a in get_args(annotation) if a is not type(None))

@@ -41,7 +41,7 @@ class Synced:
         found = self.db.execute(f"select * from {table} where source_id = ?", (source_id,)).fetchone()
         assert found is not None, f"{table} {source_id} not loaded"
         row = dict(found)
-        for key in ("custom", "emails", "phones", "labels"):
+        for key in ("custom", "emails", "phones", "labels", "deal_ids", "person_ids"):
             if key in row and row[key] is not None:
                 row[key] = json.loads(row[key])
         return row
@@ -140,7 +140,7 @@ def test_salesforce_export_loads_every_object_file_as_one_source_and_accounts_fo
     assert salesforce.counts("organization") == (5, 4, 1)
     assert salesforce.counts("person") == (4, 4, 0)
     assert salesforce.counts("lead") == (7, 6, 1)
-    assert salesforce.counts("deal") == (6, 5, 1)
+    assert salesforce.counts("deal") == (7, 6, 1)
     assert salesforce.counts("stage_change") == (7, 6, 1)
     assert salesforce.quarantine() == [
         ("deal", 7, "Amount", "TBD", "not an amount"),
@@ -153,7 +153,7 @@ def test_salesforce_export_loads_every_object_file_as_one_source_and_accounts_fo
 
 
 def test_salesforce_history_and_line_item_files_are_not_read_as_opportunities(salesforce):
-    assert salesforce.ids("deals") == [f"0065e00000Opp0{i}AAA" for i in range(1, 6)]
+    assert salesforce.ids("deals") == [f"0065e00000Opp0{i}AAA" for i in (1, 2, 3, 4, 5, 7)]
     ignored = salesforce.notices("ignored_file")
     assert any(m.startswith("OpportunityLineItem.csv:") for m in ignored)
     assert any(m.startswith("OpportunityFieldHistory.csv:") for m in ignored)
@@ -194,6 +194,7 @@ def test_salesforce_converted_lead_keeps_flag_ids_and_date(salesforce):
     assert (custom["Converted account ID"], custom["Converted contact ID"]) == (
         "0015e00000Acm01AAA", "0035e00000Con01AAA")
     assert (custom["First name"], custom["Last name"], custom["Employees"]) == ("José", "Muñoz", 250)
+    assert custom["Name"] == "José Muñoz"  # no Salutation column in this export
 
 
 def test_salesforce_status_saying_converted_without_the_flag_is_loaded_with_both_facts(salesforce):
@@ -240,6 +241,22 @@ def test_salesforce_opportunities_get_money_status_and_stage_category(salesforce
                              "Type": "New Customer", "Forecast category": "Closed"}
 
 
+def test_salesforce_status_and_close_times_come_from_iswon_and_isclosed_not_the_stage_name(salesforce):
+    def deal(i):
+        d = salesforce.row("deals", f"0065e00000Opp0{i}AAA")
+        return d["stage_name"], d["status"], d["close_time"], d["won_time"], d["lost_time"]
+
+    # CloseDate 04/30/21 read as midnight in Los Angeles (PDT).
+    assert deal(1) == ("Closed Won", "won", "2021-04-30T07:00:00Z", "2021-04-30T07:00:00Z", None)
+    assert deal(4) == ("Closed Lost", "lost", "2021-05-05T07:00:00Z", None, "2021-05-05T07:00:00Z")
+    # open: CloseDate is only the expected close date
+    assert deal(2) == ("Negotiation/Review", "open", None, None, None)
+    assert salesforce.row("deals", "0065e00000Opp02AAA")["expected_close_date"] == "2021-07-15"
+    # an org's own closed stage the lookup does not know: IsWon says won
+    assert deal(7) == ("Signed - Awaiting PO", "won", "2021-05-31T07:00:00Z", "2021-05-31T07:00:00Z", None)
+    assert salesforce.row("deals", "0065e00000Opp07AAA")["stage_category"] is None
+
+
 def test_salesforce_stage_the_preset_does_not_know_is_loaded_uncategorized_and_reported(salesforce):
     deal = salesforce.row("deals", "0065e00000Opp05AAA")
     assert (deal["stage_name"], deal["stage_category"], deal["status"]) == ("Verbal Commit", None, "open")
@@ -257,7 +274,9 @@ def test_salesforce_accounts_keep_both_spellings_mojibake_and_accents_as_exporte
     acme2 = salesforce.row("organizations", "0015e00000Acm02AAA")
     assert acme2["domain"] is None  # "N/A"
     acme = salesforce.row("organizations", "0015e00000Acm01AAA")
-    assert (acme["domain"], acme["address"], acme["add_time"]) == ("www.acme.com", "1 Main St", "2021-01-10T17:00:00Z")
+    assert (acme["domain"], acme["address"], acme["add_time"]) == (
+        "www.acme.com", "1 Main St, Springfield, USA", "2021-01-10T17:00:00Z")  # Billing* joined, blanks skipped
+    assert acme2["address"] == "Springfield, United States"  # no BillingStreet: no leading comma
     assert acme["custom"]["Employees"] == 250 and acme["custom"]["Annual revenue"] == "5000000"
 
 
@@ -274,6 +293,7 @@ def test_salesforce_contacts_and_users(salesforce):
     assert [p["normalized"] for p in jose["phones"]] == ["+14155550134"]
     assert (jose["org_id"], jose["custom"]["Job title"]) == ("0015e00000Acm01AAA", "VP Operations")
     luis = salesforce.row("persons", "0035e00000Con03AAA")
+    assert luis["name"] == "Luis Peña"  # a blank Name: First and Last name make it
     assert luis["emails"] == [{"raw": "luis.pena@", "label": "work", "primary": False,
                                "problem": "not a valid email address"}]  # kept, flagged
     assert [(p["normalized"], p["label"]) for p in luis["phones"]] == [("+528112345678", "mobile")]
@@ -410,9 +430,9 @@ def test_pipedrive_xlsx_organizations_keep_typed_cells_spellings_and_mojibake(pi
 def test_hubspot_export_files_load_and_every_row_is_accounted_for(hubspot):
     assert_every_row_accounted_for(hubspot)
     assert hubspot.counts("organization") == (5, 4, 1)
-    assert hubspot.counts("person") == (5, 4, 1)
-    assert hubspot.counts("lead") == (4, 3, 1)
-    assert hubspot.counts("deal") == (7, 6, 1)
+    assert hubspot.counts("person") == (6, 5, 1)
+    assert hubspot.counts("lead") == (7, 6, 1)
+    assert hubspot.counts("deal") == (10, 9, 1)
     assert [q[:4] for q in hubspot.quarantine()] == [
         ("deal", 7, "Deal Name", ""),
         ("lead", 5, "Lead stage", "On hold"),
@@ -441,7 +461,16 @@ def test_hubspot_deal_fields_times_and_associations(hubspot):
         "Acme Inc. - Enterprise plan", "Sales Pipeline", "Ana García")
     assert (deal["org_id"], deal["org_name"], deal["person_name"]) == ("5001", "Acme Inc.", "José Muñoz")
     assert (deal["add_time"], deal["expected_close_date"]) == ("2024-01-10T14:00:00Z", "2024-03-31")  # EST
-    assert deal["custom"] == {"Deal type": "newbusiness", "Associated contact IDs": ["7001"]}
+    assert (deal["person_id"], deal["person_ids"]) == ("7001", ["7001"])
+    assert deal["custom"] == {"Deal type": "newbusiness", "Associated company IDs": ["5001"]}
+    # several associations in one cell, "5002;5001": the first is the deal's company, every one is kept
+    addon = hubspot.row("deals", "9001234568")
+    assert (addon["org_id"], addon["org_name"], addon["custom"]["Associated company IDs"]) == (
+        "5002", "ACME, Inc", ["5002", "5001"])
+    pawnee = hubspot.row("deals", "9001234574")
+    assert (pawnee["person_id"], pawnee["person_ids"], pawnee["person_name"]) == (
+        "7006", ["7006", "7001"], "Leslie Knope")
+    assert hubspot.row("deals", "9001234575")["person_ids"] is None  # no associated contact
     lost = hubspot.row("deals", "9001234569")
     assert (lost["title"], lost["lost_reason"]) == ("CafÃ© OlÃ© - pilot", "Went with a competitor")
 
@@ -456,7 +485,9 @@ def test_hubspot_contacts_keep_lifecycle_and_lead_status_even_when_they_disagree
     assert person("7003") == ("opportunity", "unqualified", "Unqualified")  # lifecycle moved by a deal, status not
     assert person("7004") == ("Partner", None, None)  # a custom lifecycle stage is kept as written
     jose = hubspot.row("persons", "7001")
-    assert (jose["first_name"], jose["last_name"], jose["org_id"]) == ("José", "Muñoz", "5001")
+    assert (jose["name"], jose["first_name"], jose["last_name"], jose["org_id"]) == ("José Muñoz", "José", "Muñoz",
+                                                                                     "5001")
+    assert hubspot.row("persons", "7004")["name"] == "Okafor"  # blank First Name: no leading space
     assert jose["custom"]["Associated company IDs"] == ["5001", "5002"]
     assert [e["normalized"] for e in hubspot.row("persons", "7002")["emails"]] == ["maria@cafeole.es"]
 
@@ -465,7 +496,9 @@ def test_hubspot_leads_object_maps_stages_to_statuses_and_keeps_deal_links(hubsp
     acme = hubspot.row("leads", "8001")
     assert (acme["status"], acme["status_raw"], acme["person_id"], acme["org_id"]) == (
         "converted", "Qualified", "7001", "5001")
-    assert acme["labels"] == ["Hot"] and acme["custom"]["Associated deal IDs"] == ["9001234567"]
+    assert acme["labels"] == ["Hot"] and acme["deal_ids"] == ["9001234567"]
+    assert hubspot.row("leads", "8006")["deal_ids"] == ["9001234575", "9001234576"]
+    assert hubspot.row("leads", "8005")["deal_ids"] is None
     pena = hubspot.row("leads", "8002")
     deal = hubspot.row("deals", "9001234570")
     assert pena["status"] == "working"
@@ -523,6 +556,18 @@ def test_zoho_stages_map_to_categories_and_status(zoho):
     ]
     assert zoho.row("deals", "zcrm_4000000040004")["lost_reason"] == "Precio"
     assert any("'On Hold'" in m for m in zoho.notices("unmapped_value"))
+
+
+def test_zoho_closing_date_is_the_close_time_only_in_a_closed_stage(zoho):
+    def times(n):
+        d = zoho.row("deals", f"zcrm_40000000{n}")
+        return d["close_time"], d["won_time"], d["lost_time"], d["expected_close_date"]
+
+    # midnight in Kolkata (UTC+5:30) of the Closing Date
+    assert times(40001) == ("2021-04-29T18:30:00Z", "2021-04-29T18:30:00Z", None, "2021-04-30")   # Closed Won
+    assert times(40004) == ("2021-05-04T18:30:00Z", None, "2021-05-04T18:30:00Z", "2021-05-05")   # Closed-Lost to C.
+    assert times(40002) == (None, None, None, "2021-07-15")                                       # open
+    assert zoho.row("leads", "zcrm_4000000030001")["custom"]["Name"] == "José Muñoz"
 
 
 def test_zoho_lead_status_and_converted_flag_are_both_kept_when_they_contradict(zoho):
@@ -591,3 +636,73 @@ def test_salesforce_export_reconciles_conversions_history_and_contradictions(tmp
     # 03/02/21 9:20 AM PST -> 04/01/21 3:45 PM PDT -> 04/28/21 11:05 AM PDT; then closed (won) at close time.
     assert [tuple(s)[0] for s in spans] == ["Prospecting", "Negotiation/Review", "Closed Won"]
     assert tuple(spans[0])[1] == (30 * 86400 + 5 * 3600 + 25 * 60)
+
+
+def test_hubspot_export_reconciles_associations_into_explicit_links_with_full_precision_and_recall(tmp_path):
+    from crmsync.reconcile import run_reconcile
+
+    synced = Synced(tmp_path, "hubspot", "hubspot_export", timezone="America/New_York")
+    run_reconcile(synced.config)
+    db = synced.db
+    found = {(r["lead_id"], r["deal_id"]): json.loads(r["reasons"]) for r in db.execute(
+        "select lead_id, deal_id, reasons from conversions where method = 'explicit'")}
+    # Worked out by hand from the leads and deals files:
+    truth = {
+        ("8001", "9001234567"),  # lead's Associated Deal IDs; the deal's contact 7001 is the lead's contact
+        ("8002", "9001234570"),  # lead's Associated Deal IDs; deal contact 7003 = lead contact
+        ("8005", "9001234574"),  # no deal on the lead; deal 9001234574 is associated with its contact 7006
+        ("8006", "9001234575"), ("8006", "9001234576"),  # one lead, two associated deals
+        ("8007", "9001234568"),  # lead's Associated Deal IDs, although the deal's contact is 7001, not 7002
+    }
+    # 8003 (Disqualified): its contact 7002 has deals 9001234569 and 9001234573, not linked.
+    true_positives = set(found) & truth
+    assert len(true_positives) / len(found) == 1.0 and len(true_positives) / len(truth) == 1.0
+    assert found[("8005", "9001234574")][0].startswith("deal associated with the lead's contact 7006")
+    assert found[("8001", "9001234567")][:2] == [
+        "lead associated with the deal (lead.deal_ids)",
+        "deal associated with the lead's contact 7001 (deal.person_ids)"]
+    assert db.execute("select count(*) from conversions where lead_source = 'hubspot' and method != 'explicit'"
+                      ).fetchone()[0] == 0  # a source that records associations is never guessed at
+    conflicts = {(r["kind"], r["source_id"]) for r in db.execute("select kind, source_id from reconcile_conflicts")}
+    assert {
+        ("association_contact_mismatch", "8007"),          # deal 9001234568's contact is 7001
+        ("deal_for_contact_of_closed_lead", "8003"),       # 7002's deals 9001234569, 9001234573 came after it
+        ("lead_linked_to_several_deals", "8006"),
+        ("deal_created_before_lead", "9001234570"),        # created 2024-01-05, its lead 8002 on 2024-01-08
+        ("evidence_contradicts_status", "8002"),           # "Connected" while associated with a deal
+        ("evidence_contradicts_status", "8005"),
+    } <= conflicts
+
+
+def test_hubspot_date_entered_columns_become_the_deals_stage_timeline_and_close_times(tmp_path):
+    from crmsync.reconcile import run_reconcile
+
+    synced = Synced(tmp_path, "hubspot", "hubspot_export", timezone="America/New_York")
+    run_reconcile(synced.config)
+    db = synced.db
+    addon = synced.row("deals", "9001234568")
+    assert json.loads(addon["stage_entered"]) == {  # 'Date entered "<stage> (<pipeline>)"', New York time
+        "Sales Pipeline/Appointment Scheduled": "2024-01-03T19:30:00Z",
+        "Sales Pipeline/Qualified To Buy": "2024-01-08T15:00:00Z",
+        "Sales Pipeline/Closed Won": "2024-01-15T22:45:00Z"}
+    assert (addon["close_time"], addon["won_time"], addon["lost_time"]) == (
+        "2024-01-15T22:45:00Z", "2024-01-15T22:45:00Z", None)
+    assert synced.row("deals", "9001234567")["close_time"] is None  # open: Close Date is only expected
+
+    def stages(deal_id):
+        return [tuple(r) for r in db.execute(
+            "select new_value, evidence from deal_timeline where deal_id = ? and kind = 'stage' order by seq",
+            (deal_id,))]
+
+    # Header labels "Closed Won", "Closed Lost" resolve to the stages the export spells "Closed won", "closedlost".
+    assert stages("9001234568") == [("Sales Pipeline/Appointment scheduled", "milestone"),
+                                    ("Sales Pipeline/Qualified to buy", "milestone"),
+                                    ("Sales Pipeline/Closed won", "milestone")]
+    assert stages("9001234569") == [("Sales Pipeline/Appointment scheduled", "milestone"),
+                                    ("Sales Pipeline/closedlost", "milestone")]
+    assert stages("9001234576") == [("Sales Pipeline/Presentation scheduled", "observed")]  # no dates exported
+    spans = db.execute("select stage_name, seconds from stage_spans where deal_id = '9001234568' order by entered_at")
+    # 01-03 14:30 -> 01-08 10:00 -> 01-15 17:45 (EST)
+    assert [tuple(r) for r in spans] == [("Appointment scheduled", 4 * 86400 + 19.5 * 3600),
+                                ("Qualified to buy", 7 * 86400 + 7.75 * 3600), ("Closed won", 0.0)]
+    assert db.execute("select count(*) from timeline_violations where source = 'hubspot'").fetchone()[0] == 0

@@ -138,6 +138,78 @@ def test_no_inference_in_a_source_that_records_conversions_itself(tmp_path):
         ("crm", "L2", "D2", "explicit"), ("sheet", "L7", "D7", "inferred")]
 
 
+# ------------------------------------------------------------------ associations (HubSpot-style)
+
+
+def hs_lead(i, **kw):
+    return Lead(**{"source": "hs", "source_id": f"L{i}", "title": f"Lead {i}", "add_time": t(2), **kw})
+
+
+def hs_deal(i, **kw):
+    return Deal(**{"source": "hs", "source_id": f"D{i}", "title": f"Deal {i}", "add_time": t(5), **kw})
+
+
+def conversions(db):
+    return {(r[0], r[1]): (r[2], json.loads(r[3])) for r in db.execute(
+        "select lead_id, deal_id, method, reasons from conversions where lead_source = 'hs'")}
+
+
+def conflicts(db):
+    return sorted(db.execute("select kind, source_id, detail from reconcile_conflicts").fetchall())
+
+
+def test_lead_deal_association_is_an_explicit_link_and_the_contact_association_adds_its_reason(tmp_path):
+    records = [hs_lead(1, person_id="C1", deal_ids=["D1"]), hs_deal(1, person_id="C1", person_ids=["C1", "C9"])]
+    _, db = load(tmp_path, records)
+    assert conversions(db) == {("L1", "D1"): ("explicit", [
+        "lead associated with the deal (lead.deal_ids)",
+        "deal associated with the lead's contact C1 (deal.person_ids)",
+        "converted_at taken from the deal's add_time"])}
+
+
+def test_lead_without_deal_associations_is_linked_to_its_contacts_later_deals_only(tmp_path):
+    records = [
+        hs_lead(1, person_id="C1", add_time=t(3)),
+        hs_deal(1, person_ids=["C1"], add_time=t(4)),                 # after the lead: linked
+        hs_deal(2, person_ids=["C7", "C1"], add_time=t(1)),           # an older deal of the same contact: not
+        hs_deal(3, person_id="C1", add_time=t(6)),                    # a single person_id is no association list
+    ]
+    _, db = load(tmp_path, records)
+    assert conversions(db) == {("L1", "D1"): ("explicit", [
+        "deal associated with the lead's contact C1 (deal.person_ids); the lead has no deal associations of its own",
+        "converted_at taken from the deal's add_time"])}
+
+
+def test_a_leads_own_associations_decide_over_its_contacts_other_deals(tmp_path):
+    records = [hs_lead(1, person_id="C1", deal_ids=["D1"]), hs_deal(1), hs_deal(2, person_ids=["C1"])]
+    _, db = load(tmp_path, records)
+    assert set(conversions(db)) == {("L1", "D1")}
+
+
+def test_association_contradictions_are_conflicts(tmp_path):
+    records = [
+        hs_lead(1, person_id="C1", deal_ids=["D1"]), hs_deal(1, person_ids=["C2"]),      # deal is someone else's
+        hs_lead(2, person_id="C3", status="unqualified"), hs_deal(3, person_ids=["C3"]),  # disqualified lead's contact
+        hs_lead(4, deal_ids=["D4", "D5"]), hs_deal(4), hs_deal(5),                        # one lead, two deals
+    ]
+    _, db = load(tmp_path, records)
+    assert set(conversions(db)) == {("L1", "D1"), ("L4", "D4"), ("L4", "D5")}
+    assert [c for c in conflicts(db) if c[0] != "evidence_contradicts_status"] == [
+        ("association_contact_mismatch", "L1", "associated deal D1 is associated with contacts C2, not with the "
+                                               "lead's contact C1"),
+        ("deal_for_contact_of_closed_lead", "L2", "deal D3 is associated with the lead's contact C3 but the lead is "
+                                                  "unqualified: not linked"),
+        ("lead_linked_to_several_deals", "L4", "deals D4, D5"),
+    ]
+
+
+def test_association_links_switch_off_guessing_in_their_source(tmp_path):
+    records = [hs_lead(1, person_id="C1", deal_ids=["D1"]), hs_deal(1),
+               hs_lead(2, person_id="P2", title="Solar"), hs_deal(2, person_id="P2", title="Solar")]
+    _, db = load(tmp_path, records)
+    assert set(conversions(db)) == {("L1", "D1")}  # L2/D2 look alike, but the source records its conversions
+
+
 # ------------------------------------------------------------------ timelines
 
 
@@ -179,6 +251,29 @@ def test_deal_without_history_gets_an_observed_stage_not_an_invented_path(tmp_pa
                       "order by seq").fetchall() == [
         ("created", "2025-03-01T00:00:00Z", None, "milestone"), ("stage", "2025-03-04T00:00:00Z", "S2", "observed")
     ]
+
+
+def test_stage_entered_dates_are_milestone_events_matched_to_stages_whatever_their_spelling(tmp_path):
+    records = [
+        Stage(source="crm", source_id="Sales/Appointment scheduled", name="Appointment scheduled",
+              category="prospecting"),
+        Stage(source="crm", source_id="Sales/closedwon", name="closedwon", category="won"),
+        deal(1, stage_id="Sales/closedwon", status="won", add_time=t(1), won_time=t(9), close_time=t(9),
+             stage_entered={"Sales/Appointment Scheduled": t(1), "Sales/Closed Won": t(9), "Other/Unknown": t(5)}),
+        # an API event at the same moment as a milestone wins over it (stronger evidence)
+        change("D1", 1, None, "Sales/Appointment scheduled", t(1)),
+    ]
+    _, db = load(tmp_path, records)
+    events = db.execute("select at, kind, new_value, evidence from deal_timeline where deal_id = 'D1' "
+                        "and kind = 'stage' order by seq").fetchall()
+    assert events == [
+        ("2025-03-01T00:00:00Z", "stage", "Sales/Appointment scheduled", "api"),
+        ("2025-03-05T00:00:00Z", "stage", "Other/Unknown", "milestone"),      # no such stage: kept as written
+        ("2025-03-09T00:00:00Z", "stage", "Sales/closedwon", "milestone"),    # "Closed Won" is "closedwon"
+    ]
+    spans = db.execute("select stage_id, seconds from stage_spans where deal_id = 'D1' order by entered_at")
+    assert spans.fetchall() == [("Sales/Appointment scheduled", 4 * 86400.0), ("Other/Unknown", 4 * 86400.0),
+                                ("Sales/closedwon", 0.0)]
 
 
 @pytest.mark.parametrize(

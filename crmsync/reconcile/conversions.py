@@ -1,7 +1,8 @@
 """Which lead became which deal, when, and how we know.
 
 Why an order of evidence: explicit links (a deal's ``source_lead_id``, a
-lead's converted-deal id, conversions captured by a connector at sync time)
+lead's converted-deal id, lead↔deal and contact↔deal associations (see
+:mod:`.associations`), conversions captured by a connector at sync time)
 are facts; a match by person/organization, title and time window is a guess.
 Explicit evidence always wins, guesses carry a confidence and their reasons,
 and contradictions are recorded instead of resolved silently:
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from rapidfuzz import fuzz
+
+from .associations import association_links
 
 
 @dataclass(frozen=True)
@@ -59,18 +62,24 @@ def _when(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+#: Where the association module finds its columns in the rows selected below.
+_LEAD_COLS = {"status": 2, "add_time": 5, "person_id": 6, "deal_ids": 11}
+_DEAL_COLS = {"add_time": 3, "person_ids": 8}
+
+
 def find_conversions(conn: sqlite3.Connection, settings: InferenceSettings) -> tuple[list[Link], list[Conflict]]:
     leads = {
         (r[0], r[1]): r
         for r in conn.execute(
             "SELECT source, source_id, status, converted_deal_id, converted_at, add_time, person_id, org_id, title, "
-            "value, converted FROM leads"
+            "value, converted, deal_ids FROM leads"
         )
     }
     deals = {
         (r[0], r[1]): r
         for r in conn.execute(
-            "SELECT source, source_id, source_lead_id, add_time, person_id, org_id, title, value FROM deals "
+            "SELECT source, source_id, source_lead_id, add_time, person_id, org_id, title, value, person_ids "
+            "FROM deals "
             "WHERE removed_run IS NULL OR source_lead_id IS NOT NULL"
         )
     }
@@ -95,6 +104,11 @@ def find_conversions(conn: sqlite3.Connection, settings: InferenceSettings) -> t
     for (source, lead_id), lead in leads.items():
         if lead[3]:
             add((source, lead_id), (source, lead[3]), lead[4], "explicit", "lead.converted_deal_id")
+    associated, association_conflicts = association_links(
+        leads, deals, when=_when, lead_cols=_LEAD_COLS, deal_cols=_DEAL_COLS)
+    for lead_key, deal_key, reason in associated:
+        add(lead_key, deal_key, None, "explicit", reason)
+    conflicts += [Conflict(*c) for c in association_conflicts]
     for source, lead_id, deal_id, at in conn.execute(
         "SELECT source, lead_id, deal_id, converted_at FROM captured_conversions"
     ):

@@ -5,7 +5,8 @@ value is dropped as a duplicate of the stronger one):
 
 1. ``api`` — change events a connector read (Pipedrive ``flow``/``changelog``);
 2. ``export_history`` — history tables in exports (Salesforce OpportunityHistory);
-3. ``milestone`` — the deal's own dates: created, won, lost, closed;
+3. ``milestone`` — the deal's own dates: created, won, lost, closed, and the date it entered each
+   stage when the source has a column per stage (``deal.stage_entered``, HubSpot's "Date entered");
 4. ``sync_diff`` — a field that changed between two syncs of a source with no
    history (its time is when crmsync saw it, so it is an upper bound);
 5. ``observed`` — the stage a deal was in when first seen, if nothing else says
@@ -19,6 +20,7 @@ Invariants checked (violations stored with the deal, never "fixed"):
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
@@ -50,6 +52,10 @@ def build(conn: sqlite3.Connection) -> tuple[list[tuple], list[tuple], list[tupl
     stages = {(s, sid): (name, cat) for s, sid, name, cat in
               conn.execute("SELECT source, source_id, name, category FROM stages")}
     stage_by_name = {(s, name): sid for (s, sid), (name, _) in stages.items()}
+    # Exports spell one stage several ways: "Closed won" in a stage column, "Closed Won" in a header, "closedwon"
+    # as an internal id. Compared on letters and digits only, ignoring case.
+    stage_folded = {(s, _squash(text)): sid for (s, sid), (name, _) in stages.items() for text in (sid, name)
+                    if text}
     events: dict[tuple[str, str], list[Event]] = defaultdict(list)
     for source, deal_id, field, old, new, at, actor, evidence in conn.execute(
         "SELECT source, deal_id, field, old_value, new_value, changed_at, actor_id, evidence FROM stage_changes"
@@ -66,16 +72,17 @@ def build(conn: sqlite3.Connection) -> tuple[list[tuple], list[tuple], list[tupl
     timeline, spans, violations = [], [], []
     for deal in conn.execute(
         "SELECT source, source_id, stage_id, stage_name, status, add_time, won_time, lost_time, close_time, "
-        "stage_change_time, update_time FROM deals WHERE removed_run IS NULL"
+        "stage_change_time, update_time, stage_entered FROM deals WHERE removed_run IS NULL"
     ):
-        source, deal_id, stage_id, stage_name, status, add, won, lost, close, stage_changed, _ = deal
+        source, deal_id, stage_id, stage_name, status, add, won, lost, close, stage_changed, _, entered = deal
         key = (source, deal_id)
 
         def resolve(value: str | None, source: str = source) -> str | None:
             """A stage event may name the stage (exports) or give its id (APIs): use the id when known."""
             if value is None or (source, value) in stages:
                 return value
-            return stage_by_name.get((source, value), value)
+            found = stage_by_name.get((source, value))
+            return found if found is not None else stage_folded.get((source, _squash(value)), value)
 
         current_stage = stage_id or resolve(stage_name)
         evs = [Event(e.at, e.kind, resolve(e.old), resolve(e.new), e.evidence, e.actor) if e.kind == "stage" else e
@@ -85,6 +92,8 @@ def build(conn: sqlite3.Connection) -> tuple[list[tuple], list[tuple], list[tupl
         for at, value in ((won, "won"), (lost, "lost")):
             if at:
                 evs.append(Event(at, "status", None, value, "milestone"))
+        for stage, at in (json.loads(entered) if entered else {}).items():
+            evs.append(Event(at, "stage", None, resolve(stage), "milestone"))
         if current_stage and not any(e.kind == "stage" for e in evs):
             evs.append(Event(stage_changed or add or "", "stage", None, current_stage, "observed"))
         evs = _drop_seen_diffs(evs)
@@ -96,6 +105,11 @@ def build(conn: sqlite3.Connection) -> tuple[list[tuple], list[tuple], list[tupl
         violations += [(source, deal_id, rule, detail) for rule, detail in
                        _check(evs, current_stage, status, add, close or won or lost, won, lost)]
     return timeline, spans, violations
+
+
+def _squash(text: str) -> str:
+    """``"Sales Pipeline/Closed Won"`` -> ``"salespipelineclosedwon"``: one key for a stage's spellings."""
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
 
 
 def _drop_seen_diffs(events: list[Event]) -> list[Event]:
