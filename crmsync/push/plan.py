@@ -335,10 +335,8 @@ class Planner:
             have = current.get(name)
             if mode == "enrich" and comparable(name, have) is not None:
                 continue
-            if self._same_value(name, have, want):
-                continue
-            if name.startswith("custom.") and want in (None, ""):
-                continue
+            if comparable(name, want) is None or self._same_value(name, have, want):
+                continue  # an empty origin value never clears the target's
             changes[name] = [plain(have), plain(want)]
             values[name] = want
         if (entity in self.key_entities and not self.s.same
