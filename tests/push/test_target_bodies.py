@@ -235,3 +235,14 @@ def test_cost_matches_the_clients_write_costs(target):
     assert target.cost("lead", "create") == (1, 10)
     assert target.cost("lead", "update") == (1, 10)
     assert target.cost("note", "update") == (1, 10)
+
+
+@pytest.mark.parametrize("value", ["Gold", ["Hot", "Gold"]])
+@responses.activate
+def test_unknown_option_label_is_rejected_instead_of_clearing_the_field(target, value):
+    fields("/dealFields", DEAL_FIELDS)
+    name = "Segment" if isinstance(value, str) else "Tags"
+    with pytest.raises(WriteRejected) as info:
+        target.update("deal", "5", {f"custom.{name}": value})
+    assert "Gold" in info.value.api_error
+    assert [c.request.method for c in responses.calls] == ["GET"]
