@@ -160,6 +160,11 @@ class PipedriveTarget(Target):
             if f.options and value is not None:
                 by_label = {label: option_id for option_id, label in f.options.items()}
                 labels = value if isinstance(value, list) else [value]
+                missing = [str(v) for v in labels if str(v) not in by_label]
+                if missing:  # sending the rest (or null) would silently drop or clear the value
+                    raise WriteRejected(f"custom field {name!r}: no option {missing[0]!r} in the target's {entity} "
+                                        "field; add the option in Pipedrive (same label) or drop it from the push",
+                                        api_error=f"{entity} field {name!r} has no option {missing[0]!r}")
                 ids = [_int(by_label[str(v)]) for v in labels if str(v) in by_label]
                 value = ids if isinstance(value, list) else (ids[0] if ids else None)
             elif isinstance(value, Decimal):
