@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
+import responses
+from crmsync.connectors.pipedrive.client import PipedriveClient
+from crmsync.connectors.pipedrive.target import PipedriveTarget
 
 from crmsync.model import Deal, Lead, Organization, Person
 from crmsync.push.ledger import Ledger
@@ -302,3 +306,31 @@ def test_a_rejected_create_is_logged_with_the_api_error_and_the_run_goes_on(wh):
     assert [(r["origin_id"], r["error"]) for r in rows] == [("3", "no person field named 'Level' in the target")]
     state = wh.conn.execute("SELECT state FROM push_intents WHERE origin_id = '3'").fetchone()
     assert state == ("rejected",)
+
+
+# -- leads: v1 takes value and currency as one object ----------------------------------------------
+LEAD_ID = "adf21080-0e10-11eb-879b-05d71fb426ec"
+
+
+@pytest.mark.parametrize(("have", "want", "body"), [
+    ((Decimal("100"), "EUR"), (Decimal("100"), "USD"), {"value": {"amount": 100, "currency": "USD"}}),
+    ((Decimal("100"), "USD"), (Decimal("200"), "USD"), {"value": {"amount": 200, "currency": "USD"}}),
+])
+@responses.activate
+def test_a_lead_value_or_currency_change_sends_both_to_pipedrive(wh, have, want, body):
+    write(wh, "lead", [Lead(source=TARGET, source_id=LEAD_ID, title="Inbound", value=have[0], currency=have[1],
+                            update_time="2026-11-20T10:00:00Z")])
+    write(wh, "lead", [Lead(source=ORIGIN, source_id="1", title="Inbound", value=want[0], currency=want[1])])
+    ledger = Ledger(wh.conn)
+    with wh.transaction():
+        ledger.map(1, TARGET, "lead", ORIGIN, "1", LEAD_ID, "create", "2026-11-20T10:00:00Z")
+    base = "https://acme.pipedrive.com"
+    responses.patch(f"{base}/api/v1/leads/{LEAD_ID}", json={"success": True, "data": {
+        "id": LEAD_ID, "update_time": "2026-11-24T03:00:00Z"}})
+    target = PipedriveTarget(PipedriveClient(base, "t", sleep=lambda s: None))
+    _, items, executor = push(wh, target, PushSettings(ORIGIN, TARGET), ("lead",))
+    assert executor.outcomes[("lead", "update")] == 1, executor.problems
+    assert json.loads(responses.calls[0].request.body) == body
+    # rollback's pre-image restores both as well
+    before = json.loads(wh.conn.execute("SELECT before FROM push_log WHERE entity = 'lead'").fetchone()[0])
+    assert before == {"value": str(have[0]), "currency": have[1]}
