@@ -285,6 +285,12 @@ class Planner:
                 continue
             changes[name] = [plain(have), plain(want)]
             values[name] = want
+        if entity == "lead" and ("value" in values or "currency" in values):
+            # one {amount, currency} object in the API: sending one half would clear or re-currency the other
+            for name in ("value", "currency"):
+                if name not in values and desired.get(name) is not None:
+                    changes[name] = [plain(current.get(name)), plain(desired[name])]
+                    values[name] = desired[name]
         if (entity in self.key_entities and not self.s.same
                 and (target_rec.custom or {}).get("crmsync key") != key and how != "crmsync key"):
             values["custom.crmsync key"] = key
