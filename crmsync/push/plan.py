@@ -304,7 +304,7 @@ class Planner:
         if item.action == "update" and base and seen and stamp(base) != stamp(seen) and not self.s.force:
             item.action = "conflict"
             item.reason = f"changed in the target at {stamp(seen)} after crmsync read it at {stamp(base)}"
-        if how.startswith("matched") or how == "crmsync key":
+        if (how.startswith("matched") or how == "crmsync key") and item.action != "conflict":
             item.reason = how
         return item
 
