@@ -334,3 +334,31 @@ def test_a_lead_value_or_currency_change_sends_both_to_pipedrive(wh, have, want,
     # rollback's pre-image restores both as well
     before = json.loads(wh.conn.execute("SELECT before FROM push_log WHERE entity = 'lead'").fetchone()[0])
     assert before == {"value": str(have[0]), "currency": have[1]}
+
+
+def test_a_conflict_still_holds_on_the_next_run_without_force(wh):
+    fake, tid = _pushed_ana(wh)
+    fake.edit("person", tid, name="Ana (edited in the CRM)")
+    refresh(wh, fake)
+    for _ in range(2):  # reporting the conflict must not make crmsync forget it
+        fake.calls.clear()
+        _, items, _ = push(wh, fake, PushSettings(ORIGIN, TARGET), ("person",))
+        assert items["person"][0].action == "conflict"
+        assert fake.calls == []
+    assert fake.records["person"][tid]["name"] == "Ana (edited in the CRM)"
+
+
+def test_a_conflict_seen_against_the_dry_run_plan_still_holds_on_the_next_run(wh):
+    write(wh, "person", [person("80", "Ana R.", "ana@acme.es", source=TARGET, update_time="2026-11-24T01:00:00Z")])
+    write(wh, "person", [person("1", "Ana Ruiz", "ana@acme.es")])
+    fake = FakeTarget()
+    fake.records["person"]["80"] = {"name": "Ana R.", "emails": [{"value": "ana@acme.es", "primary": True}],
+                                    "update_time": "2026-11-24T01:00:00Z"}
+    seen = {(i.entity, i.origin_id): i.seen for i in plan(wh, PushSettings(ORIGIN, TARGET), "person")}
+    fake.edit("person", "80", name="Ana (edited in the CRM)")
+    refresh(wh, fake)
+    _, items, _ = push(wh, fake, PushSettings(ORIGIN, TARGET), ("person",), plan_seen=seen)
+    assert items["person"][0].action == "conflict"
+    _, items, _ = push(wh, fake, PushSettings(ORIGIN, TARGET), ("person",))  # the plan is closed now
+    assert items["person"][0].action == "conflict"
+    assert fake.calls == []
