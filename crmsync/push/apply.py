@@ -57,7 +57,8 @@ class Executor:
                 self.problems.append({"entity": item.entity, "origin_id": item.origin_id, "target_id": item.target_id,
                                       "status": "conflict", "reason": item.reason, "changes": item.changes})
             if item.target_id and not self.s.same:
-                self._adopt(item, item.seen)
+                # a conflict keeps its base: adopting the target's new time would drop the conflict next run
+                self._adopt(item, item.base if item.action == "conflict" else item.seen)
 
     def _adopt(self, item: Item, update_time: str | None) -> None:
         if item.intent is not None:  # recovered: the interrupted run created it, and keeps owning it

@@ -125,6 +125,8 @@ class Item:
     fingerprint: str | None = None
     #: A pending intent this record's create is recovering (its run keeps ownership of the record).
     intent: dict[str, Any] | None = None
+    #: The target ``update_time`` a conflict was judged against (kept as the ID map's base).
+    base: str | None = None
 
 
 def stamp(value: Any) -> str | None:
@@ -303,6 +305,7 @@ class Planner:
                                                                  if rec.source_id in mapped else None)
         if item.action == "update" and base and seen and stamp(base) != stamp(seen) and not self.s.force:
             item.action = "conflict"
+            item.base = stamp(base)
             item.reason = f"changed in the target at {stamp(seen)} after crmsync read it at {stamp(base)}"
         if (how.startswith("matched") or how == "crmsync key") and item.action != "conflict":
             item.reason = how
