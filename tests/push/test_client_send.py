@@ -162,3 +162,13 @@ def test_api_token_never_appears_in_exception_text(client):
     assert isinstance(seen[0], WriteRejected) and "***" in seen[0].api_error
     for call in responses.calls:
         assert TOKEN not in call.request.url
+
+
+@pytest.mark.parametrize("method", ["PATCH", "DELETE"])
+@responses.activate
+def test_a_write_to_a_record_gone_from_the_crm_is_a_rejected_row_not_a_run_failure(client, method):
+    responses.add(method, f"{BASE}/api/v2/persons/5", status=404, json={"success": False, "error": "Person not found"})
+    with pytest.raises(WriteRejected) as info:
+        client.send(method, "v2", "/persons/5", {"name": "x"} if method == "PATCH" else None)
+    assert info.value.status == 404 and info.value.api_error == "Person not found"
+    assert len(responses.calls) == 1

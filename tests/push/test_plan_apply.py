@@ -362,3 +362,18 @@ def test_a_conflict_seen_against_the_dry_run_plan_still_holds_on_the_next_run(wh
     _, items, _ = push(wh, fake, PushSettings(ORIGIN, TARGET), ("person",))  # the plan is closed now
     assert items["person"][0].action == "conflict"
     assert fake.calls == []
+
+
+@responses.activate
+def test_an_update_of_a_record_deleted_in_the_crm_since_the_refresh_does_not_stop_the_run(wh):
+    write(wh, "person", [person("80", "Ana R.", "ana@acme.es", source=TARGET),
+                         person("81", "Bo L.", "bo@acme.es", source=TARGET)])
+    write(wh, "person", [person("1", "Ana Ruiz", "ana@acme.es"), person("2", "Bo Li", "bo@acme.es")])
+    base = "https://acme.pipedrive.com"
+    responses.patch(f"{base}/api/v2/persons/80", status=404, json={"success": False, "error": "Person not found"})
+    responses.patch(f"{base}/api/v2/persons/81", json={"success": True, "data": {"id": 81, "update_time": None}})
+    target = PipedriveTarget(PipedriveClient(base, "t", sleep=lambda s: None))
+    _, _, executor = push(wh, target, PushSettings(ORIGIN, TARGET), ("person",))
+    assert executor.outcomes[("person", "rejected")] == 1 and executor.outcomes[("person", "update")] == 1
+    assert [(r["origin_id"], r["error"]) for r in Ledger(wh.conn).export("push_rejected")] == [
+        ("1", "Person not found")]
