@@ -327,7 +327,7 @@ def test_a_lead_value_or_currency_change_sends_both_to_pipedrive(wh, have, want,
     base = "https://acme.pipedrive.com"
     responses.patch(f"{base}/api/v1/leads/{LEAD_ID}", json={"success": True, "data": {
         "id": LEAD_ID, "update_time": "2026-11-24T03:00:00Z"}})
-    target = PipedriveTarget(PipedriveClient(base, "t", sleep=lambda s: None))
+    target = PipedriveTarget(PipedriveClient(base, "0" * 40, sleep=lambda s: None))
     _, items, executor = push(wh, target, PushSettings(ORIGIN, TARGET), ("lead",))
     assert executor.outcomes[("lead", "update")] == 1, executor.problems
     assert json.loads(responses.calls[0].request.body) == body
@@ -372,7 +372,7 @@ def test_an_update_of_a_record_deleted_in_the_crm_since_the_refresh_does_not_sto
     base = "https://acme.pipedrive.com"
     responses.patch(f"{base}/api/v2/persons/80", status=404, json={"success": False, "error": "Person not found"})
     responses.patch(f"{base}/api/v2/persons/81", json={"success": True, "data": {"id": 81, "update_time": None}})
-    target = PipedriveTarget(PipedriveClient(base, "t", sleep=lambda s: None))
+    target = PipedriveTarget(PipedriveClient(base, "0" * 40, sleep=lambda s: None))
     _, _, executor = push(wh, target, PushSettings(ORIGIN, TARGET), ("person",))
     assert executor.outcomes[("person", "rejected")] == 1 and executor.outcomes[("person", "update")] == 1
     assert [(r["origin_id"], r["error"]) for r in Ledger(wh.conn).export("push_rejected")] == [
