@@ -320,7 +320,9 @@ def verify_migration(wh: Warehouse, settings: PushSettings, sample: int = 5) -> 
             continue
         mapped = ledger.id_map(settings.target, entity, settings.origin)
         in_scope = [r for r in planner._origin_records(entity) if not _skipped(entity, r)]
-        targets = target.get_many(entity, [m.target_id for m in mapped.values()])
+        live = set(target.ids(entity))  # get_many also returns records since removed from the target
+        targets = {tid: t for tid, t in target.get_many(entity, [m.target_id for m in mapped.values()]).items()
+                   if tid in live and not _is_dead(t)}
         present = sum(1 for r in in_scope if r.source_id in mapped and mapped[r.source_id].target_id in targets)
         report["counts"][entity] = {"origin": len(in_scope), "in_target": present,
                                     "missing": len(in_scope) - present}
@@ -361,6 +363,12 @@ def verify_migration(wh: Warehouse, settings: PushSettings, sample: int = 5) -> 
     report["ok"] = all(c["missing"] == 0 for c in report["counts"].values()) and not any(
         k.endswith("broken") for r in report["relationships"].values() for k in r["counts"])
     return report
+
+
+def _is_dead(rec) -> bool:
+    from .plan import _is_dead as dead
+
+    return dead(rec)
 
 
 def _skipped(entity: str, rec) -> bool:
