@@ -62,13 +62,19 @@ class FakeTarget(Target):
     def update(self, entity: str, target_id: str, values: dict[str, Any]) -> Written:
         self.calls.append(("update", entity, (target_id, dict(values))))
         self._check(entity, values)
+        self._exists(entity, target_id)
         stamp = self.now()
         self.records[entity][target_id].update(values, update_time=stamp)
         return Written(target_id, stamp)
 
     def delete(self, entity: str, target_id: str) -> None:
         self.calls.append(("delete", entity, target_id))
+        self._exists(entity, target_id)
         del self.records[entity][target_id]
+
+    def _exists(self, entity: str, target_id: str) -> None:
+        if target_id not in self.records[entity]:
+            raise WriteRejected(f"HTTP 404: {entity} not found", 404, f"{entity} not found")
 
     def keyed(self, entity: str) -> bool:
         return entity in self._keyed
