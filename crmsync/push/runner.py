@@ -457,6 +457,8 @@ def _undo(wh: Warehouse, ledger: Ledger, target: Target, stored: StoredRecords, 
             if target_id is None:
                 return  # the interrupted create never happened
         current = stored.get(entity, target_id) if target_id else None
+        if current is not None and _removed(wh.conn, stored, entity, target_id):
+            current = None  # get() also returns records the refresh found deleted
         if current is None or getattr(getattr(current, "status", None), "value", None) == "deleted":
             if step["action"] == "create":
                 with wh.transaction():
@@ -492,6 +494,14 @@ def _undo(wh: Warehouse, ledger: Ledger, target: Target, stored: StoredRecords, 
             result["restored"] += 1
     except (WriteRejected, WriteOutcomeUnknown) as exc:
         result["failed"].append({"entity": entity, "target_id": target_id, "reason": str(exc)})
+
+
+def _removed(conn, stored: StoredRecords, entity: str, target_id: str) -> bool:
+    from crmsync.model import TABLES
+
+    row = conn.execute(f'SELECT removed_run FROM "{TABLES[entity]}" WHERE source = ? AND source_id = ?',
+                       (stored.source, target_id)).fetchone()
+    return row is not None and row[0] is not None
 
 
 def _find_by_key(conn, stored: StoredRecords, entity: str, key: str) -> str | None:
