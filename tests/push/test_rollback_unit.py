@@ -79,3 +79,12 @@ def test_rollback_refuses_runs_that_are_not_pushes(pushed):
     config, _, _, _ = pushed
     with pytest.raises(Exception, match="not a push or migrate run"):
         runner.run_rollback(config, 1, do_refresh=False)
+
+
+def test_after_a_rollback_the_next_push_is_not_blocked_by_crmsyncs_own_restore(pushed):
+    config, fake, run_id, bo = pushed
+    runner.run_rollback(config, run_id, do_refresh=False)
+    reread(config, fake)
+    with open_wh(config.warehouse.path.parent) as wh:
+        _, items, _ = push(wh, fake, PushSettings(ORIGIN, TARGET), ("person",))
+    assert {i.origin_id: i.action for i in items["person"]} == {"1": "update", "2": "create"}
