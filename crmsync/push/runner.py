@@ -491,6 +491,7 @@ def _undo(wh: Warehouse, ledger: Ledger, target: Target, stored: StoredRecords, 
             with wh.transaction():
                 ledger.log(rb_run, step["target"], entity, step["origin"], step["origin_id"], target_id,
                            "rollback-update", step.get("after"), before, "done", update_time=written.update_time)
+                ledger.touch(step["target"], entity, step["origin"], step["origin_id"], written.update_time)
             result["restored"] += 1
     except (WriteRejected, WriteOutcomeUnknown) as exc:
         result["failed"].append({"entity": entity, "target_id": target_id, "reason": str(exc)})
