@@ -28,7 +28,7 @@ class FakeTarget(Target):
 
     def __init__(self, keyed: tuple[str, ...] = ()):
         self.calls: list[tuple[str, str, Any]] = []
-        self.records: dict[str, dict[str, dict[str, Any]]] = {e: {} for e in ORDER}
+        self.records: dict[str, dict[str, dict[str, Any]]] = {e: {} for e in (*ORDER, "note")}
         self._keyed = set(keyed)
         self._ids = 100
         self._clock = 0
@@ -75,6 +75,10 @@ class FakeTarget(Target):
     def _exists(self, entity: str, target_id: str) -> None:
         if target_id not in self.records[entity]:
             raise WriteRejected(f"HTTP 404: {entity} not found", 404, f"{entity} not found")
+
+    def find_notes(self, deal_target_id: str) -> list[dict[str, Any]]:
+        return [{"id": nid, "content": n.get("content")} for nid, n in self.records["note"].items()
+                if str(n.get("deal_id")) == str(deal_target_id)]
 
     def keyed(self, entity: str) -> bool:
         return entity in self._keyed
@@ -126,7 +130,7 @@ def refresh(wh: Warehouse, fake: FakeTarget, source: str = TARGET) -> None:
     """Write the fake CRM's records into the warehouse as ``source`` (a full read, removals marked)."""
     run_id = wh.start_run("sync", sources=[source])
     with wh.transaction():
-        for entity in ORDER:
+        for entity in ORDER:  # notes are not read back (the CRM copy has no notes table)
             records = [to_record(entity, source, tid, values) for tid, values in fake.records[entity].items()]
             if records:
                 wh.write_records(run_id, entity, records)
