@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -237,10 +238,19 @@ def note_items(conn, ledger: Ledger, settings: PushSettings) -> list[Item]:
                               intent=pending.get(deal_id)))
         elif fingerprints.get(deal_id) != digest:
             items.append(Item("note", deal_id, "update", target_id=mapped.target_id, values=values, key=key,
-                              fingerprint=digest, changes={"content": ["(older history)", "(new history)"]}))
+                              fingerprint=digest, changes={"content": [_last_note(conn, settings, deal_id), "(new history)"]}))
         else:
             items.append(Item("note", deal_id, "skip", target_id=mapped.target_id, reason="up to date"))
     return items
+
+
+def _last_note(conn, settings: PushSettings, deal_id: str) -> str | None:
+    """The content crmsync last wrote to a deal's note: the pre-image rollback restores."""
+    row = conn.execute("SELECT after FROM push_log WHERE target = ? AND entity = 'note' AND origin = ? AND "
+                       "origin_id = ? AND action IN ('create', 'update', 'rollback-update') AND after IS NOT NULL "
+                       "AND status NOT IN ('rejected', 'conflict') ORDER BY id DESC LIMIT 1",
+                       (settings.target, settings.origin, deal_id)).fetchone()
+    return json.loads(row[0]).get("content") if row else None
 
 
 def _has(conn) -> bool:
