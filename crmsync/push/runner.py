@@ -238,7 +238,8 @@ def note_items(conn, ledger: Ledger, settings: PushSettings) -> list[Item]:
                               intent=pending.get(deal_id)))
         elif fingerprints.get(deal_id) != digest:
             items.append(Item("note", deal_id, "update", target_id=mapped.target_id, values=values, key=key,
-                              fingerprint=digest, changes={"content": [_last_note(conn, settings, deal_id), "(new history)"]}))
+                              fingerprint=digest,
+                              changes={"content": [_last_note(conn, settings, deal_id), "(new history)"]}))
         else:
             items.append(Item("note", deal_id, "skip", target_id=mapped.target_id, reason="up to date"))
     return items
