@@ -111,7 +111,7 @@ def test_person_create_sends_emails_phones_and_org_as_int(target):
 def test_person_update_sends_v2_patch(target):
     responses.patch(f"{BASE}/api/v2/persons/77", json=ok({"id": 77, "update_time": UPDATED}))
     target.update("person", "77", {"emails": [{"value": "ana@x.com", "label": None, "primary": True}]})
-    assert sent() == {"emails": [{"value": "ana@x.com", "label": None, "primary": True}]}
+    assert sent() == {"emails": [{"value": "ana@x.com", "primary": True}]}
 
 
 @responses.activate
@@ -170,7 +170,7 @@ def test_stage_create_maps_probability_and_rotten_days(target):
 def test_stage_update_turning_rot_off(target):
     responses.patch(f"{BASE}/api/v2/stages/8", json=ok({"id": 8, "update_time": UPDATED}))
     target.update("stage", "8", {"rotten_days": None, "probability": Decimal("12.5")})
-    assert sent() == {"days_to_rotten": None, "is_deal_rot_enabled": False, "deal_probability": 12.5}
+    assert sent() == {"is_deal_rot_enabled": False, "deal_probability": 12.5}
 
 
 @responses.activate
@@ -246,3 +246,16 @@ def test_unknown_option_label_is_rejected_instead_of_clearing_the_field(target, 
         target.update("deal", "5", {f"custom.{name}": value})
     assert "Gold" in info.value.api_error
     assert [c.request.method for c in responses.calls] == ["GET"]
+
+
+@responses.activate
+def test_unlabeled_emails_and_phones_and_rot_off_send_no_nulls_the_v2_spec_forbids(target):
+    # v2 specs: emails[].label / phones[].label are non-null strings, days_to_rotten a non-null integer
+    responses.post(f"{BASE}/api/v2/persons", json=ok({"id": 77, "update_time": UPDATED}))
+    responses.patch(f"{BASE}/api/v2/stages/8", json=ok({"id": 8, "update_time": UPDATED}))
+    target.create("person", {"name": "Ana", "emails": [{"value": "ana@x.com", "label": None, "primary": True}],
+                             "phones": [{"value": "+34600112233", "label": None, "primary": False}]})
+    assert sent() == {"name": "Ana", "emails": [{"value": "ana@x.com", "primary": True}],
+                      "phones": [{"value": "+34600112233", "primary": False}]}
+    target.update("stage", "8", {"rotten_days": None})
+    assert sent() == {"is_deal_rot_enabled": False}
