@@ -101,3 +101,39 @@ def test_default_modes_are_update_for_the_same_crm_and_upsert_across():
     assert PushSettings("pd", "pd").mode("person") == "update"
     assert PushSettings("a", "pd").mode("person") == "upsert"
     assert PushSettings("a", "pd", modes={"person": "enrich"}).mode("person") == "enrich"
+
+
+# -- crmsync push (CLI) ----------------------------------------------------------------------------
+def _config_file(tmp_path):
+    path = tmp_path / "crmsync.toml"
+    path.write_text(f'[warehouse]\npath = "{tmp_path / "wh.db"}"\n'
+                    f'[sources.{ORIGIN}]\ntype = "spreadsheet"\npath = ["{tmp_path / "none.csv"}"]\n'
+                    f'mapping = "spreadsheet"\n'
+                    f'[sources.{TARGET}]\ntype = "spreadsheet"\npath = ["{tmp_path / "none.csv"}"]\n'
+                    f'mapping = "spreadsheet"\n', encoding="utf-8")
+    return str(path)
+
+
+def test_cli_push_plans_as_json_and_applies(setup, monkeypatch):
+    from typer.testing import CliRunner
+
+    from crmsync.cli import app
+
+    for var in ("CRMSYNC_CONFIG", "CRMSYNC_WAREHOUSE__PATH"):
+        monkeypatch.delenv(var, raising=False)
+    config, fake, tmp_path = setup
+    cfg = _config_file(tmp_path)
+    cli = CliRunner()
+    result = cli.invoke(app, ["push", TARGET, "--from", ORIGIN, "--entity", "organization", "--entity", "person",
+                              "--no-refresh", "--config", cfg, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["applied"] is False and report["counts"]["person"] == {"create": 2}
+    assert fake.calls == []
+    result = cli.invoke(app, ["push", TARGET, "--from", ORIGIN, "--entity", "organization", "--entity", "person",
+                              "--no-refresh", "--config", cfg, "--apply"])
+    assert result.exit_code == 0, result.output
+    assert len(fake.calls) == 3 and "spent:" in result.stdout
+    bad = cli.invoke(app, ["push", TARGET, "--from", ORIGIN, "--mode", "person=merge", "--no-refresh", "--config", cfg])
+    assert bad.exit_code == 2 and "unknown mode" in bad.stderr
+    assert len(fake.calls) == 3
