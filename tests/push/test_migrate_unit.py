@@ -9,7 +9,7 @@ import pytest
 
 from crmsync.model import Deal, Lead, Organization, Person, Pipeline, Stage, User
 from crmsync.push.ledger import Ledger
-from crmsync.push.plan import PushSettings, Ref
+from crmsync.push.plan import Planner, PushSettings, Ref
 from crmsync.push.runner import sample_scope, verify_migration
 
 from .unit_helpers import ORIGIN, TARGET, FakeTarget, actions, open_wh, plan, push, refresh, write
@@ -46,16 +46,11 @@ def test_owners_are_mapped_by_email_and_unknown_owners_are_left_to_the_default_w
                        User(source=ORIGIN, source_id="6", email="gone@acme.es")])
     write(wh, "organization", [Organization(source=ORIGIN, source_id="1", name="Acme", owner_id="5"),
                                Organization(source=ORIGIN, source_id="2", name="Beta", owner_id="6")])
-    fake = FakeTarget()
-    ledger = Ledger(wh.conn)
-    from crmsync.push.plan import Planner
-
-    planner = Planner(wh.conn, PushSettings(ORIGIN, TARGET), ledger)
+    planner = Planner(wh.conn, PushSettings(ORIGIN, TARGET), Ledger(wh.conn))
     by = {i.origin_id: i for i in planner.plan("organization")}
     assert by["1"].values == {"name": "Acme", "owner_id": "9"}
     assert by["2"].values == {"name": "Beta"}
     assert any("origin user 6" in n for n in planner.notices)
-    assert fake.calls == []
 
 
 def test_deleted_deals_converted_and_archived_leads_are_not_migrated(wh):
