@@ -120,6 +120,16 @@ def test_mirror_deletes_only_id_mapped_records_whose_origin_record_was_removed(w
     assert executor.outcomes[("person", "delete")] == 1
 
 
+def test_mirror_with_a_sample_scope_never_deletes(wh):
+    seed_origin(wh)
+    fake = FakeTarget()
+    push(wh, fake, PushSettings(ORIGIN, TARGET), ENTITIES)
+    refresh(wh, fake)
+    write(wh, "person", [person("1", "Ana Ruiz", "ana@acme.es", org_id="1")], snapshot=True)
+    settings = PushSettings(ORIGIN, TARGET, modes={"person": "mirror"}, scope={"person": {"1"}})
+    assert actions(plan(wh, settings, "person")) == {"1": "skip"}
+
+
 def test_upsert_without_mirror_never_deletes(wh):
     seed_origin(wh)
     fake = FakeTarget()
