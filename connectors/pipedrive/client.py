@@ -318,6 +318,9 @@ class PipedriveClient:
             raise _Retry(f"server error HTTP {status}", wait=self._server_wait(r.headers) if status == 503 else None)
         if status == 403 and "html" in r.headers.get("Content-Type", ""):
             raise RemoteError(f"{label}: HTTP 403 from Pipedrive's CDN (too many requests); wait before re-running")
+        if status == 404 and method in ("PATCH", "PUT", "DELETE"):  # the record is gone: one row, not the run
+            text = self._scrub(_error_text(r) or r.reason)
+            raise Rejected(f"{label}: HTTP 404: {text}", status, text)
         if status == 404:
             raise NotFound(self._scrub(f"{label}: not found (HTTP 404: {_error_text(r)})"))
         if method != "GET" and status in (400, 403, 405, 409, 422):

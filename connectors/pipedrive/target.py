@@ -126,6 +126,8 @@ class PipedriveTarget(Target):
                 value = value.isoformat()
             if name in _INT_REFS and value is not None:
                 value = _int(value)
+            if name in ("emails", "phones") and value:  # label is a non-null string in v2: omit, Pipedrive defaults it
+                value = [{k: v for k, v in p.items() if not (k == "label" and v is None)} for p in value]
             body[name] = value
         if entity == "lead":
             body = self._lead_body(body, creating)
@@ -140,7 +142,8 @@ class PipedriveTarget(Target):
                 body["deal_probability"] = _number(body.pop("probability"))
             if "rotten_days" in body:
                 days = body.pop("rotten_days")
-                body["days_to_rotten"] = days
+                if days is not None:  # a non-null integer in v2; turning rot off is the flag alone
+                    body["days_to_rotten"] = days
                 body["is_deal_rot_enabled"] = days is not None
         elif entity == "deal" and "value" in body and body["value"] is not None:
             body["value"] = _number(body["value"])

@@ -60,14 +60,15 @@ class Executor:
             return
         with self.wh.transaction():
             for item in quiet:
-                if item.action == "conflict":  # the ID map keeps the old base: the conflict stays visible
+                if item.action == "conflict":
                     self.ledger.log(self.run_id, self.s.target, item.entity, self.s.origin, item.origin_id,
                                     item.target_id, "update", None, plain(item.values), "conflict", item.reason)
                     self.problems.append({"entity": item.entity, "origin_id": item.origin_id,
                                           "target_id": item.target_id, "status": "conflict", "reason": item.reason,
                                           "changes": item.changes})
-                elif item.target_id and not self.s.same:
-                    self._adopt(item, item.seen)
+                if item.target_id and not self.s.same:
+                    # a conflict keeps its base: adopting the target's new time would drop the conflict next run
+                    self._adopt(item, item.base if item.action == "conflict" else item.seen)
         for item in quiet:
             self.outcomes[(item.entity, item.action)] += 1
         quiet.clear()

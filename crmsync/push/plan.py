@@ -130,6 +130,8 @@ class Item:
     fingerprint: str | None = None
     #: A pending intent this record's create is recovering (its run keeps ownership of the record).
     intent: dict[str, Any] | None = None
+    #: The target ``update_time`` a conflict was judged against (kept as the ID map's base).
+    base: str | None = None
 
 
 def stamp(value: Any) -> str | None:
@@ -339,17 +341,24 @@ class Planner:
                 continue  # an empty origin value never clears the target's
             changes[name] = [plain(have), plain(want)]
             values[name] = want
+        if entity == "lead" and ("value" in values or "currency" in values):
+            # one {amount, currency} object in the API: sending one half would clear or re-currency the other
+            for name in ("value", "currency"):
+                if name not in values and desired.get(name) is not None:
+                    changes[name] = [plain(current.get(name)), plain(desired[name])]
+                    values[name] = desired[name]
         if (entity in self.key_entities and not self.s.same
                 and (target_rec.custom or {}).get("crmsync key") != key and how != "crmsync key"):
             values["custom.crmsync key"] = key
             changes["custom.crmsync key"] = [plain((target_rec.custom or {}).get("crmsync key")), key]
         item = Item(entity, rec.source_id, "update" if values else "skip", target_id=target_rec.source_id,
                     values=values, changes=changes, seen=seen, key=key, fingerprint=fingerprint,
-                    reason=how if values else f"up to date ({how})", intent=intent)
+                    reason=how if values or how != "id map" else "up to date", intent=intent)
         base = self.plan_seen.get((entity, rec.source_id)) or (mapped[rec.source_id].target_update_time
                                                                  if rec.source_id in mapped else None)
         if item.action == "update" and base and seen and stamp(base) != stamp(seen) and not self.s.force:
             item.action = "conflict"
+            item.base = stamp(base)
             item.reason = f"changed in the target at {stamp(seen)} after crmsync read it at {stamp(base)}"
         return item
 

@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -269,10 +270,20 @@ def note_items(conn, ledger: Ledger, settings: PushSettings) -> list[Item]:
                               intent=pending.get(deal_id)))
         elif fingerprints.get(deal_id) != digest:
             items.append(Item("note", deal_id, "update", target_id=mapped.target_id, values=values, key=key,
-                              fingerprint=digest, changes={"content": ["(older history)", "(new history)"]}))
+                              fingerprint=digest,
+                              changes={"content": [_last_note(conn, settings, deal_id), "(new history)"]}))
         else:
             items.append(Item("note", deal_id, "skip", target_id=mapped.target_id, reason="up to date"))
     return items
+
+
+def _last_note(conn, settings: PushSettings, deal_id: str) -> str | None:
+    """The content crmsync last wrote to a deal's note: the pre-image rollback restores."""
+    row = conn.execute("SELECT after FROM push_log WHERE target = ? AND entity = 'note' AND origin = ? AND "
+                       "origin_id = ? AND action IN ('create', 'update', 'rollback-update') AND after IS NOT NULL "
+                       "AND status NOT IN ('rejected', 'conflict') ORDER BY id DESC LIMIT 1",
+                       (settings.target, settings.origin, deal_id)).fetchone()
+    return json.loads(row[0]).get("content") if row else None
 
 
 def _has(conn) -> bool:
@@ -352,7 +363,9 @@ def verify_migration(wh: Warehouse, settings: PushSettings, sample: int = 5) -> 
             continue
         mapped = ledger.id_map(settings.target, entity, settings.origin)
         in_scope = [r for r in planner._origin_records(entity) if not _skipped(entity, r)]
-        targets = target.get_many(entity, [m.target_id for m in mapped.values()])
+        live = set(target.ids(entity))  # get_many also returns records since removed from the target
+        targets = {tid: t for tid, t in target.get_many(entity, [m.target_id for m in mapped.values()]).items()
+                   if tid in live and not _is_dead(t)}
         present = sum(1 for r in in_scope if r.source_id in mapped and mapped[r.source_id].target_id in targets)
         report["counts"][entity] = {"origin": len(in_scope), "in_target": present,
                                     "missing": len(in_scope) - present}
@@ -393,6 +406,12 @@ def verify_migration(wh: Warehouse, settings: PushSettings, sample: int = 5) -> 
     report["ok"] = all(c["missing"] == 0 for c in report["counts"].values()) and not any(
         k.endswith("broken") for r in report["relationships"].values() for k in r["counts"])
     return report
+
+
+def _is_dead(rec) -> bool:
+    from .plan import _is_dead as dead
+
+    return dead(rec)
 
 
 def _skipped(entity: str, rec) -> bool:
@@ -483,6 +502,8 @@ def _undo(wh: Warehouse, ledger: Ledger, target: Target, stored: StoredRecords, 
             if target_id is None:
                 return  # the interrupted create never happened
         current = stored.get(entity, target_id) if target_id else None
+        if current is not None and _removed(wh.conn, stored, entity, target_id):
+            current = None  # get() also returns records the refresh found deleted
         if current is None or getattr(getattr(current, "status", None), "value", None) == "deleted":
             if step["action"] == "create":
                 with wh.transaction():
@@ -519,9 +540,18 @@ def _undo(wh: Warehouse, ledger: Ledger, target: Target, stored: StoredRecords, 
             with wh.transaction():
                 ledger.log(rb_run, step["target"], entity, step["origin"], step["origin_id"], target_id,
                            "rollback-update", step.get("after"), before, "done", update_time=written.update_time)
+                ledger.touch(step["target"], entity, step["origin"], step["origin_id"], written.update_time)
             result["restored"] += 1
     except (WriteRejected, WriteOutcomeUnknown) as exc:
         result["failed"].append({"entity": entity, "target_id": target_id, "reason": str(exc)})
+
+
+def _removed(conn, stored: StoredRecords, entity: str, target_id: str) -> bool:
+    from crmsync.model import TABLES
+
+    row = conn.execute(f'SELECT removed_run FROM "{TABLES[entity]}" WHERE source = ? AND source_id = ?',
+                       (stored.source, target_id)).fetchone()
+    return row is not None and row[0] is not None
 
 
 def _find_by_key(conn, stored: StoredRecords, entity: str, key: str) -> str | None:
