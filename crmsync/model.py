@@ -306,6 +306,8 @@ class Deal(Record):
     close_time: UtcDatetime | None = None
     lost_reason: str | None = None
     source_lead_id: str | None = None
+    #: Archived deals are kept out of the pipeline views but are not lost or deleted (Pipedrive ``is_archived``).
+    archived: bool | None = None
     #: When the deal entered each stage, by stage id or name, as the source's own columns say (HubSpot's
     #: ``Date entered "<stage> (<pipeline>)"``): milestone events of the deal's timeline.
     stage_entered: dict[str, UtcDatetime] | None = None

@@ -123,6 +123,7 @@ def deal(source: str, d: dict, meta: Meta) -> Deal:
         close_time=parse_time(d.get("close_time")),
         lost_reason=d.get("lost_reason") or None,
         source_lead_id=d.get("source_lead_id") or None,
+        archived=bool(d.get("is_archived")),
         custom=meta.deal_fields.values_v2(d.get("custom_fields")),
         raw=d,
     )

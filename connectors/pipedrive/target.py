@@ -145,8 +145,11 @@ class PipedriveTarget(Target):
                 if days is not None:  # a non-null integer in v2; turning rot off is the flag alone
                     body["days_to_rotten"] = days
                 body["is_deal_rot_enabled"] = days is not None
-        elif entity == "deal" and "value" in body and body["value"] is not None:
-            body["value"] = _number(body["value"])
+        elif entity == "deal":
+            if body.get("value") is not None:
+                body["value"] = _number(body["value"])
+            if "archived" in body:
+                body["is_archived"] = bool(body.pop("archived"))
         if custom and entity == "lead":
             body.update(self._custom(entity, custom))  # v1 leads carry deal custom fields at the top level
         elif custom:

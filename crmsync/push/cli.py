@@ -248,12 +248,16 @@ def _render(report: PushReport, as_json: bool) -> None:
 
 def _render_verification(v: dict[str, Any]) -> None:
     table = Table(title="verification: " + ("OK" if v["ok"] else "PROBLEMS"))
-    for col in ("entity", "origin", "in target", "missing", "relationships"):
+    for col in ("entity", "origin", "in target", "rejected", "missing", "relationships"):
         table.add_column(col)
     for entity, c in v["counts"].items():
         rel = ", ".join(f"{k} {n}" for k, n in v["relationships"].get(entity, {}).get("counts", {}).items())
-        table.add_row(entity, f"{c['origin']:,}", f"{c['in_target']:,}", f"{c['missing']:,}", rel)
+        table.add_row(entity, f"{c['origin']:,}", f"{c['in_target']:,}", f"{c.get('rejected', 0):,}",
+                      f"{c['missing']:,}", rel)
     out.print(table)
+    for entity, rows in v.get("rejected", {}).items():
+        for r in rows[:5]:
+            out.print(f"  rejected {entity} {r['origin_id']}: {r['error']}", markup=False, highlight=False)
 
 
 def _short(value: Any) -> str:

@@ -53,7 +53,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "person": ("name", "emails", "phones", "org_id", "owner_id"),
     "lead": ("title", "person_id", "org_id", "owner_id", "value", "currency", "expected_close_date"),
     "deal": ("title", "value", "currency", "status", "pipeline_id", "stage_id", "person_id", "org_id", "owner_id",
-             "expected_close_date", "won_time", "lost_time", "lost_reason"),
+             "expected_close_date", "won_time", "lost_time", "lost_reason", "archived"),
 }
 REFS = {"pipeline_id": "pipeline", "stage_id": "stage", "org_id": "organization", "person_id": "person",
         "owner_id": "user"}
@@ -199,6 +199,7 @@ class Planner:
         self.target_fields = {(f.owner, f.name) for f in self._records(self.target, "custom_field")}
         #: (owner, name) -> values seen in origin records (a bounded sample) for fields the target lacks
         self.used_custom: dict[tuple[str, str], list[Any]] = {}
+        self._origin_ids: dict[str, set[str]] = {}
         self.pending = {(i["entity"], i["origin_id"]): i for i in ledger.pending_intents(settings.target)
                         if i["origin"] == settings.origin}
 
@@ -235,6 +236,9 @@ class Planner:
                                      f"{self.s.target}; the target's default owner is used")
                     else:
                         out[name] = mapped_user
+                elif self._dangling(ref_entity, str(value)):
+                    self._notice(f"{entity}.{name}: origin {ref_entity} {value} is not in {self.s.origin} (never "
+                                 "read, quarantined or removed there); left empty")
                 else:
                     out[name] = Ref(ref_entity, str(value))
                 continue
@@ -249,6 +253,8 @@ class Planner:
             if self.s.normalize and isinstance(value, str) and name in ("name", "title"):
                 value = _SPACES.sub(" ", value).strip()
             out[name] = value.value if hasattr(value, "value") and not isinstance(value, str) else value
+        if entity == "lead" and out.get("value") is None:
+            out.pop("currency", None)  # a lead's currency lives inside its value object
         if entity in ("pipeline", "stage") and not self.s.same:
             self._rename_stage(entity, rec, out)
         owner = FIELD_OWNER.get(entity)
@@ -265,6 +271,10 @@ class Planner:
                         self._notice(f"{entity}.custom.{name}: origin user {ident} has no user with the same email "
                                      f"in {self.s.target}; left empty")
                         continue
+                elif self._dangling(ref_entity, ident):
+                    self._notice(f"{entity}.custom.{name}: origin {ref_entity} {ident} is not in {self.s.origin}; "
+                                 "left empty")
+                    continue
                 else:
                     value = Ref(ref_entity, ident)
             if not self.s.same and (owner, name) not in self.target_fields:
@@ -273,6 +283,12 @@ class Planner:
                     seen.append(value)
             out[f"custom.{name}"] = value
         return out
+
+    def _dangling(self, entity: str, origin_id: str) -> bool:
+        """A reference to a record the origin does not hold (a quarantined row, a purged person)."""
+        if entity not in self._origin_ids:
+            self._origin_ids[entity] = set(self.origin.ids(entity))
+        return origin_id not in self._origin_ids[entity]
 
     def missing_fields(self, entity: str) -> list[dict[str, Any]]:
         """Custom fields the origin's ``entity`` records use that the target lacks: name, type, options.

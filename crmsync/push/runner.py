@@ -366,9 +366,15 @@ def verify_migration(wh: Warehouse, settings: PushSettings, sample: int = 5) -> 
         live = set(target.ids(entity))  # get_many also returns records since removed from the target
         targets = {tid: t for tid, t in target.get_many(entity, [m.target_id for m in mapped.values()]).items()
                    if tid in live and not _is_dead(t)}
-        present = sum(1 for r in in_scope if r.source_id in mapped and mapped[r.source_id].target_id in targets)
-        report["counts"][entity] = {"origin": len(in_scope), "in_target": present,
-                                    "missing": len(in_scope) - present}
+        present = {r.source_id for r in in_scope if r.source_id in mapped and mapped[r.source_id].target_id in targets}
+        refused = _refusals(wh.conn, settings, entity)
+        rejected = {r.source_id: refused[r.source_id] for r in in_scope
+                    if r.source_id not in present and r.source_id in refused}
+        report["counts"][entity] = {"origin": len(in_scope), "in_target": len(present), "rejected": len(rejected),
+                                    "missing": len(in_scope) - len(present) - len(rejected)}
+        if rejected:
+            report.setdefault("rejected", {})[entity] = [{"origin_id": k, "error": v}
+                                                         for k, v in sorted(rejected.items())[:20]]
         report["id_map"][entity] = len(mapped)
         rel: Counter[str] = Counter()
         broken = []
@@ -412,6 +418,14 @@ def _is_dead(rec) -> bool:
     from .plan import _is_dead as dead
 
     return dead(rec)
+
+
+def _refusals(conn, settings: PushSettings, entity: str) -> dict[str, str]:
+    """Origin ids whose latest create was refused by the target, with the API's error."""
+    return {origin_id: error for origin_id, error in conn.execute(
+        "SELECT origin_id, error FROM push_log WHERE id IN (SELECT MAX(id) FROM push_log WHERE target = ? AND "
+        "origin = ? AND entity = ? AND action = 'create' GROUP BY origin_id) AND status = 'rejected'",
+        (settings.target, settings.origin, entity))}
 
 
 def _skipped(entity: str, rec) -> bool:

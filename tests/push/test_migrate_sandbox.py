@@ -31,6 +31,10 @@ def test_migrating_a_company_into_an_empty_one_verifies_equal_counts_and_intact_
         for entity in ("organization", "person", "deal"):
             assert v["counts"][entity]["origin"] > 0
             assert v["counts"][entity]["in_target"] == v["counts"][entity]["origin"]
+        # the one origin lead with neither person nor organization: Pipedrive refuses it, and the report says why
+        assert v["counts"]["lead"]["in_target"] + v["counts"]["lead"]["rejected"] == v["counts"]["lead"]["origin"]
+        assert [r["error"] for r in v.get("rejected", {}).get("lead", [])] == [
+            "A lead needs a person_id or an organization_id"] * v["counts"]["lead"]["rejected"]
         deal_links = v["relationships"]["deal"]["counts"]
         assert deal_links.get("person_id: ok", 0) > 0 and deal_links.get("stage_id: ok", 0) > 0
         assert not [k for k in deal_links if k.endswith("broken") or k.endswith("not migrated")]

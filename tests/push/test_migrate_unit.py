@@ -127,7 +127,7 @@ def test_verify_migration_counts_and_checks_relationships_through_the_id_map(wh)
     refresh(wh, fake)
     report = verify_migration(wh, settings)
     assert report["ok"], report
-    assert report["counts"]["deal"] == {"origin": 2, "in_target": 2, "missing": 0}
+    assert report["counts"]["deal"] == {"origin": 2, "in_target": 2, "rejected": 0, "missing": 0}
     assert report["relationships"]["deal"]["counts"] == {"person_id: ok": 2, "stage_id: ok": 2, "pipeline_id: ok": 2}
     # someone deletes a person in the target, and moves a deal to another person
     ana = Ledger(wh.conn).target_id(TARGET, "person", ORIGIN, "1")
@@ -144,4 +144,4 @@ def test_verify_migration_counts_and_checks_relationships_through_the_id_map(wh)
     # a deal deleted in the target (Pipedrive keeps it 30 days as status "deleted") is missing too
     fake.edit("deal", Ledger(wh.conn).target_id(TARGET, "deal", ORIGIN, "1"), status="deleted")
     refresh(wh, fake)
-    assert verify_migration(wh, settings)["counts"]["deal"] == {"origin": 2, "in_target": 1, "missing": 1}
+    assert verify_migration(wh, settings)["counts"]["deal"] == {"origin": 2, "in_target": 1, "rejected": 0, "missing": 1}
