@@ -63,9 +63,11 @@ def main() -> None:
         reads, writes = _usage(b)
         changed = sum(n for counts in report.counts.values() for k, n in counts.items()
                       if k in ("create", "update", "delete"))
-        print(f"migrate {args.deals} deals: {changed:,} records written with {writes:,} write requests "
-              f"= {writes / max(changed, 1):.3f} requests per changed record (target 1; includes "
-              f"{writes - changed} for custom key fields); {reads:,} read requests for the target refresh")
+        refused = sum(c.get("rejected", 0) for c in report.counts.values())
+        keys = writes - changed - refused
+        print(f"migrate {args.deals} deals: {changed:,} records and fields written with {writes:,} write requests "
+              f"= {writes / max(changed, 1):.3f} requests per changed record (target 1; the rest: {keys} to create "
+              f"the crmsync key fields, {refused} refused by the API); {reads:,} read requests for the target refresh")
         print(f"  {seconds:.1f} s, {changed / seconds:,.0f} records/s under a burst limit of {args.burst}/2s")
         r0 = _usage(b)
         t1 = time.perf_counter()

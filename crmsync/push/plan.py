@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from crmsync.errors import ConfigError
 from crmsync.model import Record
 from crmsync.reconcile.identity import normalize_domain, normalize_org_name
 from crmsync.view import StoredRecords
+from crmsync.warehouse import to_json
 
 from .ledger import Ledger
 
@@ -200,6 +202,7 @@ class Planner:
         #: (owner, name) -> values seen in origin records (a bounded sample) for fields the target lacks
         self.used_custom: dict[tuple[str, str], list[Any]] = {}
         self._origin_ids: dict[str, set[str]] = {}
+        self._refusals: dict[str, dict[str, tuple[str, str]]] = {}
         self.pending = {(i["entity"], i["origin_id"]): i for i in ledger.pending_intents(settings.target)
                         if i["origin"] == settings.origin}
 
@@ -284,6 +287,30 @@ class Planner:
             out[f"custom.{name}"] = value
         return out
 
+    def _refused(self, entity: str, origin_id: str, values: dict[str, Any]) -> str | None:
+        """The API's error when the last create of this record was refused with exactly these values.
+
+        Sending them again would be refused again and spend tokens every run.
+        """
+        if self.s.force:
+            return None
+        if entity not in self._refusals:
+            self._refusals[entity] = {o: (after, error) for o, after, error in self.conn.execute(
+                "SELECT origin_id, after, error FROM push_log WHERE id IN (SELECT MAX(id) FROM push_log WHERE "
+                "target = ? AND origin = ? AND entity = ? AND action = 'create' GROUP BY origin_id) AND status = "
+                "'rejected'", (self.s.target, self.s.origin, entity))}
+        last = self._refusals[entity].get(origin_id)
+        if last is None:
+            return None
+        resolved = {}
+        for name, value in values.items():
+            if isinstance(value, Ref):
+                value = self.ledger.target_id(self.s.target, value.entity, self.s.origin, value.origin_id)
+                if value is None:
+                    continue  # the apply drops it too
+            resolved[name] = value
+        return last[1] if json.loads(last[0] or "null") == json.loads(to_json(plain(resolved))) else None
+
     def _dangling(self, entity: str, origin_id: str) -> bool:
         """A reference to a record the origin does not hold (a quarantined row, a purged person)."""
         if entity not in self._origin_ids:
@@ -340,6 +367,10 @@ class Planner:
             values = {k: v for k, v in desired.items() if v not in (None, "", [])}
             if entity in self.key_entities:
                 values["custom.crmsync key"] = key
+            refused = self._refused(entity, rec.source_id, values)
+            if refused is not None:
+                return Item(entity, rec.source_id, "skip", reason=f"refused before with these same values: {refused} "
+                            "(fix the record, or --force to send it again)")
             return Item(entity, rec.source_id, "create", values=values, key=key, fingerprint=fingerprint,
                         changes={k: [None, plain(v)] for k, v in values.items()}, intent=intent)
         seen = _update_time(target_rec)
