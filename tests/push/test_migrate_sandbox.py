@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -159,3 +160,33 @@ def test_a_migration_killed_mid_way_and_rerun_creates_no_duplicates(tmp_path):
             dup = conn.execute("SELECT target_id, COUNT(*) FROM id_map GROUP BY target, entity, target_id "
                                "HAVING COUNT(*) > 1").fetchall()
         assert dup == []
+
+
+def test_cli_migrate_plans_then_applies_then_rolls_back(tmp_path):
+    from typer.testing import CliRunner
+
+    from crmsync.cli import app
+
+    with Sandbox(seed=13, deals=15) as a, empty_company() as b:
+        cfg = tmp_path / "crmsync.toml"
+        cfg.write_text(f'[warehouse]\npath = "{tmp_path / "wh.db"}"\n'
+                       f'[sources.a]\ntype = "pipedrive"\nbase_url = "{a.base_url}"\napi_token = "{a.api_token}"\n'
+                       f'[sources.b]\ntype = "pipedrive"\nbase_url = "{b.base_url}"\napi_token = "{b.api_token}"\n'
+                       "history = false\n", encoding="utf-8")
+        runner = CliRunner()
+        before = snapshot(b)
+        plan = runner.invoke(app, ["migrate", "--from", "a", "--to", "b", "--config", str(cfg)])
+        assert plan.exit_code == 0, plan.output
+        assert "nothing written; add --apply" in plan.output and snapshot(b) == before
+        done = runner.invoke(app, ["migrate", "--from", "a", "--to", "b", "--apply", "--config", str(cfg), "--json"])
+        assert done.exit_code == 0, done.output
+        report = json.loads(done.output)
+        assert report["verification"]["ok"] and report["applied"]
+        assert a.api_token not in done.output and b.api_token not in done.output
+        ids = runner.invoke(app, ["pushlog", "idmap", "--target", "b", "--format", "json", "--config", str(cfg)])
+        assert {r["entity"] for r in json.loads(ids.output)} >= {"deal", "person", "organization", "stage"}
+        undo = runner.invoke(app, ["rollback", str(report["run_id"]), "--config", str(cfg)])
+        assert undo.exit_code == 0, undo.output
+        assert snapshot(b) == before
+        wrong = runner.invoke(app, ["rollback", "1", "--config", str(cfg)])
+        assert wrong.exit_code == 2 and "not a push or migrate run" in wrong.output
