@@ -198,7 +198,7 @@ class Executor:
             entry = pending.setdefault((item.entity, item.origin_id), (item, {}))
             entry[1][name] = (target_id, tid)
         self.deferred.clear()
-        for (entity, origin_id), (item, fields) in pending.items():
+        for (entity, origin_id), (_, fields) in pending.items():
             target_id = next(iter(fields.values()))[0]
             later = Item(entity, origin_id, "update", target_id=target_id,
                          values={name: tid for name, (_, tid) in fields.items()},

@@ -50,9 +50,12 @@ def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
 
 def push_command(
     target: Annotated[str, typer.Argument(help="The configured CRM source to write into.")],
-    origin: Annotated[str | None, typer.Option("--from", help="Source whose records are pushed (default: the "
-                                                              "target itself, to write normalized values back).")] = None,
-    entity: Annotated[list[str] | None, typer.Option("--entity", "-e", help=f"Only these ({', '.join(ORDER)}).")] = None,
+    origin: Annotated[str | None, typer.Option(
+        "--from", help="Source whose records are pushed (default: the target itself, to write normalized values back)."
+    )] = None,
+    entity: Annotated[list[str] | None, typer.Option(
+        "--entity", "-e", help=f"Only these ({', '.join(ORDER)})."
+    )] = None,
     mode: Annotated[list[str] | None, typer.Option("--mode", help="ENTITY=insert|update|upsert|enrich|mirror "
                                                                   "(repeatable).")] = None,
     match: Annotated[list[str] | None, typer.Option("--match", help="ENTITY=key,email,name,domain,fingerprint "

@@ -482,7 +482,8 @@ class Planner:
         if entity == "lead":
             return f"{desired.get('title')}|{ref('person_id')}|{ref('org_id')}"
         if entity == "deal":
-            return f"{desired.get('title')}|{ref('person_id')}|{ref('org_id')}|{comparable('value', desired.get('value'))}"
+            value = comparable("value", desired.get("value"))
+            return f"{desired.get('title')}|{ref('person_id')}|{ref('org_id')}|{value}"
         return None
 
     def target_fingerprint(self, entity: str, rec: Record) -> str | None:

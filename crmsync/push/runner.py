@@ -230,11 +230,8 @@ NOTE_HEADER = "Stage history carried over by crmsync"
 
 def note_content(conn, origin: str, deal_id: str) -> str | None:
     """The origin deal's merged timeline as note text (Pipedrive cannot backdate history)."""
-    try:
-        rows = conn.execute("SELECT at, kind, old_value, new_value, evidence FROM deal_timeline WHERE source = ? "
-                            "AND deal_id = ? ORDER BY seq", (origin, deal_id)).fetchall()
-    except Exception:  # no reconciliation yet
-        return None
+    rows = conn.execute("SELECT at, kind, old_value, new_value, evidence FROM deal_timeline WHERE source = ? "
+                        "AND deal_id = ? ORDER BY seq", (origin, deal_id)).fetchall()
     if not rows:
         return None
     lines = [f"<p><b>{NOTE_HEADER}</b> from {origin} deal {deal_id} (the API cannot backdate history).</p><ul>"]
@@ -246,6 +243,9 @@ def note_content(conn, origin: str, deal_id: str) -> str | None:
 
 
 def note_items(conn, ledger: Ledger, settings: PushSettings) -> list[Item]:
+    """One note per origin deal with a timeline: create, update when the timeline grew, else skip."""
+    if not _has(conn):  # the origin was never reconciled: no timelines to carry
+        return []
     deals = ledger.id_map(settings.target, "deal", settings.origin)
     notes = ledger.id_map(settings.target, "note", settings.origin)
     fingerprints = dict(conn.execute("SELECT origin_id, fingerprint FROM id_map WHERE target = ? AND entity = 'note' "
@@ -254,7 +254,7 @@ def note_items(conn, ledger: Ledger, settings: PushSettings) -> list[Item]:
     pending = {i["origin_id"]: i for i in ledger.pending_intents(settings.target) if i["entity"] == "note"}
     items = []
     ids = scope if scope is not None else [r[0] for r in conn.execute(
-        "SELECT DISTINCT deal_id FROM deal_timeline WHERE source = ?", (settings.origin,))] if _has(conn) else []
+        "SELECT DISTINCT deal_id FROM deal_timeline WHERE source = ?", (settings.origin,))]
     for deal_id in sorted(ids):
         content = note_content(conn, settings.origin, deal_id)
         if content is None:
@@ -356,7 +356,7 @@ def verify_migration(wh: Warehouse, settings: PushSettings, sample: int = 5) -> 
     """Counts origin vs target, every relationship checked through the ID map, a field-by-field sample."""
     ledger = Ledger(wh.conn)
     planner = Planner(wh.conn, settings, ledger)
-    origin, target = StoredRecords(wh.conn, settings.origin), StoredRecords(wh.conn, settings.target)
+    target = StoredRecords(wh.conn, settings.target)
     report: dict[str, Any] = {"counts": {}, "relationships": {}, "sample": {}, "id_map": {}}
     for entity in ORDER:
         if entity not in settings.entities:
@@ -490,7 +490,8 @@ def _undo_steps(conn, ledger: Ledger, run_id: int, target: str) -> list[dict[str
                           "status": "done", "target_update_time": update_time})
     for intent in ledger.pending_intents(target):
         if intent["run_id"] == run_id:
-            steps.append({"id": 10**12 + intent["id"], "target": target, "entity": intent["entity"], "origin": intent["origin"],
+            steps.append({"id": 10**12 + intent["id"], "target": target, "entity": intent["entity"],
+                          "origin": intent["origin"],
                           "origin_id": intent["origin_id"], "target_id": None, "action": "create", "before": None,
                           "after": None, "status": "pending", "target_update_time": None,
                           "key": intent["crmsync_key"], "intent": intent["id"]})

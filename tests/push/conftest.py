@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crmsync.config import parse_config
 from crmsync.connectors.pipedrive.client import PipedriveClient
 from crmsync.connectors.pipedrive.paging import v1_pages, v2_pages
+
+from crmsync.config import parse_config
 from crmsync.sandbox import Sandbox
 
 

@@ -144,4 +144,5 @@ def test_verify_migration_counts_and_checks_relationships_through_the_id_map(wh)
     # a deal deleted in the target (Pipedrive keeps it 30 days as status "deleted") is missing too
     fake.edit("deal", Ledger(wh.conn).target_id(TARGET, "deal", ORIGIN, "1"), status="deleted")
     refresh(wh, fake)
-    assert verify_migration(wh, settings)["counts"]["deal"] == {"origin": 2, "in_target": 1, "rejected": 0, "missing": 1}
+    counts = verify_migration(wh, settings)["counts"]["deal"]
+    assert counts == {"origin": 2, "in_target": 1, "rejected": 0, "missing": 1}

@@ -6,10 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
+from crmsync.connectors.pipedrive.client import PipedriveClient
 from typer.testing import CliRunner
 
 from crmsync.cli import app
-from crmsync.connectors.pipedrive.client import PipedriveClient
 from crmsync.push import PushSettings, run_push, run_rollback
 from crmsync.sandbox import Sandbox
 from crmsync.sync import run_sync
