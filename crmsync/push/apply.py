@@ -74,7 +74,11 @@ class Executor:
         quiet.clear()
 
     def _adopt(self, item: Item, update_time: str | None) -> None:
-        if item.intent is not None:  # recovered: the interrupted run created it, and keeps owning it
+        if item.intent is not None and not item.owned:  # maybe the user's record: never the run's to roll back
+            self.ledger.resolve_intent(item.intent["id"], "matched", item.target_id)
+            self.ledger.map(self.run_id, self.s.target, item.entity, self.s.origin, item.origin_id, item.target_id,
+                            "match", update_time, item.fingerprint)
+        elif item.intent is not None:  # recovered: the interrupted run created it, and keeps owning it
             self.ledger.map(item.intent["run_id"], self.s.target, item.entity, self.s.origin, item.origin_id,
                             item.target_id, "create", update_time, item.fingerprint)
             self.ledger.resolve_intent(item.intent["id"], "recovered", item.target_id)

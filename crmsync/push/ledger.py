@@ -154,8 +154,8 @@ class Ledger:
                           "target_update_time = ? WHERE id = ?", (status, target_id, error, update_time, log_id))
 
     def run_log(self, run_id: int) -> list[dict[str, Any]]:
-        cols = ("id", "target", "entity", "origin", "origin_id", "target_id", "action", "before", "after", "status",
-                "target_update_time")
+        cols = ("id", "run_id", "target", "entity", "origin", "origin_id", "target_id", "action", "before", "after",
+                "status", "target_update_time")
         rows = []
         for r in self.conn.execute(f"SELECT {', '.join(cols)} FROM push_log WHERE run_id = ? ORDER BY id",
                                    (run_id,)):

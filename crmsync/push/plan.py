@@ -132,6 +132,8 @@ class Item:
     fingerprint: str | None = None
     #: A pending intent this record's create is recovering (its run keeps ownership of the record).
     intent: dict[str, Any] | None = None
+    #: Whether the record found for ``intent`` is provably that create (see ``Planner._owned``).
+    owned: bool = True
     #: The target ``update_time`` a conflict was judged against (kept as the ID map's base).
     base: str | None = None
 
@@ -287,6 +289,15 @@ class Planner:
             out[f"custom.{name}"] = value
         return out
 
+    def _owned(self, entity: str, how: str) -> bool:
+        """Whether a record found for a pending intent can be the interrupted create itself.
+
+        Only the crmsync key proves it; for records that cannot carry the key (leads, or a target
+        that refused the key field) the fingerprint is the best evidence there is. A match by email
+        or name may be a record the user made, so rollback must not treat it as the run's.
+        """
+        return how == "crmsync key" or (how == "matched by fingerprint" and entity not in self.key_entities)
+
     def _refused(self, entity: str, origin_id: str, values: dict[str, Any]) -> str | None:
         """The API's error when the last create of this record was refused with exactly these values.
 
@@ -400,7 +411,10 @@ class Planner:
             changes["custom.crmsync key"] = [plain((target_rec.custom or {}).get("crmsync key")), key]
         item = Item(entity, rec.source_id, "update" if values else "skip", target_id=target_rec.source_id,
                     values=values, changes=changes, seen=seen, key=key, fingerprint=fingerprint,
-                    reason=how if values or how != "id map" else "up to date", intent=intent)
+                    reason=how if values or how != "id map" else "up to date",
+                    intent=intent, owned=self._owned(entity, how))
+        if intent is not None and not item.owned:
+            item.reason += " (an interrupted create may be this record, or the user's: kept as a match)"
         base = self.plan_seen.get((entity, rec.source_id)) or (mapped[rec.source_id].target_update_time
                                                                  if rec.source_id in mapped else None)
         if item.action == "update" and base and seen and stamp(base) != stamp(seen) and not self.s.force:
@@ -436,14 +450,21 @@ class Planner:
                 continue
             if self.s.scope is not None:
                 continue
-            out.append(Item(entity, origin_id, "delete", target_id=m.target_id, seen=_update_time(targets[m.target_id]),
-                            reason="removed from the origin (mode mirror)"))
+            seen = _update_time(targets[m.target_id])
+            item = Item(entity, origin_id, "delete", target_id=m.target_id, seen=seen,
+                        reason="removed from the origin (mode mirror)")
+            if m.target_update_time and seen and stamp(m.target_update_time) != seen and not self.s.force:
+                item.action, item.base = "conflict", stamp(m.target_update_time)
+                item.reason = (f"removed from the origin, but changed in the target at {seen} after crmsync wrote it "
+                               f"at {item.base}; not deleted (--force deletes it)")
+            out.append(item)
         return out
 
     def _origin_records(self, entity: str) -> Iterator[Record]:
         scope = None if self.s.scope is None else self.s.scope.get(entity, set())
         if scope is not None:
-            yield from self.origin.get_many(entity, sorted(scope)).values()
+            live = set(self.origin.ids(entity))  # get_many would also return records removed since
+            yield from self.origin.get_many(entity, sorted(scope & live)).values()
             return
         yield from self._records(self.origin, entity)
 

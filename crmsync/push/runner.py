@@ -510,6 +510,15 @@ def _undo(wh: Warehouse, ledger: Ledger, target: Target, stored: StoredRecords, 
         result["kept"].append({"entity": entity, "target_id": target_id,
                                "reason": "deleted by mirror mode; the API cannot restore it"})
         return
+    if entity == "field" and step["action"] == "create":
+        owner = str(step.get("after", {}).get("owner") or step.get("after", {}).get("entity") or "")
+        users = wh.conn.execute("SELECT COUNT(*) FROM id_map WHERE target = ? AND run_id != ? AND entity IN (?, ?)",
+                                (step["target"], step.get("run_id", -1), owner, "lead" if owner == "deal" else owner)
+                                ).fetchone()[0]
+        if users:
+            result["kept"].append({"entity": "field", "target_id": target_id, "reason": f"{users} record(s) written "
+                                   "by other runs use this field; deleting it would drop their values"})
+            return
     current = None
     if entity not in ("note", "field"):
         if target_id is None and step.get("key"):

@@ -387,3 +387,36 @@ def test_an_update_of_a_record_deleted_in_the_crm_since_the_refresh_does_not_sto
     assert executor.outcomes[("person", "rejected")] == 1 and executor.outcomes[("person", "update")] == 1
     assert [(r["origin_id"], r["error"]) for r in Ledger(wh.conn).export("push_rejected")] == [
         ("1", "Person not found")]
+
+
+def test_a_pending_intent_matched_only_by_email_is_kept_as_a_match_not_owned_by_the_interrupted_run(wh):
+    write(wh, "person", [person("1", "Ana Ruiz", "ana@acme.es")])
+    ledger = Ledger(wh.conn)
+    old_run = wh.start_run("push", sources=[ORIGIN, TARGET])
+    with wh.transaction():
+        intent = ledger.intend(old_run, TARGET, "person", ORIGIN, "1", "a:person:1", None)
+    wh.finish_run(old_run, "interrupted")
+    # a person with the same email but no crmsync key: maybe the POST landed, maybe a user typed it in
+    write(wh, "person", [person("77", "Ana Ruiz", "ana@acme.es", source=TARGET)])
+    fake = FakeTarget(keyed=("person",))
+    fake.records["person"]["77"] = {"name": "Ana Ruiz"}
+    new_run, items, _ = push(wh, fake, PushSettings(ORIGIN, TARGET), ("person",), key_entities=frozenset({"person"}))
+    assert items["person"][0].target_id == "77" and not items["person"][0].owned
+    mapped = ledger.id_map(TARGET, "person", ORIGIN)["1"]
+    assert (mapped.run_id, mapped.action) == (new_run, "match")  # rollback of old_run will not delete it
+    assert wh.conn.execute("SELECT state FROM push_intents WHERE id = ?", (intent,)).fetchone() == ("matched",)
+
+
+def test_mirror_does_not_delete_a_target_record_edited_since_crmsync_wrote_it_unless_forced(wh):
+    write(wh, "person", [person("1", "Ana Ruiz", "ana@acme.es"), person("2", "Bo Li", "bo@acme.es")], snapshot=True)
+    fake = FakeTarget()
+    push(wh, fake, PushSettings(ORIGIN, TARGET), ("person",))
+    refresh(wh, fake)
+    write(wh, "person", [person("1", "Ana Ruiz", "ana@acme.es")], snapshot=True)  # Bo left the origin
+    bo = Ledger(wh.conn).target_id(TARGET, "person", ORIGIN, "2")
+    fake.edit("person", bo, name="Bo Li (edited in the CRM)")
+    refresh(wh, fake)
+    settings = PushSettings(ORIGIN, TARGET, modes={"person": "mirror"})
+    assert actions(plan(wh, settings, "person"))["2"] == "conflict"
+    forced = PushSettings(ORIGIN, TARGET, modes={"person": "mirror"}, force=True)
+    assert actions(plan(wh, forced, "person"))["2"] == "delete"
