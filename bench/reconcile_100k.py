@@ -48,7 +48,7 @@ from pathlib import Path
 
 from crmsync.config import parse_config
 from crmsync.reconcile import conversions, identity, run_reconcile, timeline
-from crmsync.warehouse import Warehouse
+from crmsync.warehouse import SPECS, Warehouse
 
 NOW = datetime(2026, 10, 1, tzinfo=UTC)
 SOURCES = ("pd", "sheet")
@@ -86,6 +86,12 @@ def _typo(rng: random.Random, name: str) -> str:
     if kind == 2:
         return name.upper().replace("Í", "I").replace("É", "E").replace("Ñ", "N")
     return name.rsplit(",", 1)[0] + ", " + rng.choice(["S.A.", "Inc", "Ltd", "SL"])
+
+
+def _insert(table: str, columns: tuple[str, ...]) -> str:
+    """INSERT naming its columns: the model's leading fields, then the bookkeeping ones (``meta``)."""
+    names = (*columns, "custom", "raw", "row_hash", "first_run", "last_run", "removed_run")
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
 
 
 def build(path: Path, n_leads: int, n_deals: int, n_persons: int, n_orgs: int, seed: int,
@@ -225,7 +231,7 @@ def build(path: Path, n_leads: int, n_deals: int, n_persons: int, n_orgs: int, s
             iso(close) if status == "lost" else None, iso(close) if close else None,
             "price" if status == "lost" else None, source_lead_id, *meta,
         ))
-    db.executemany(f"INSERT INTO deals VALUES ({', '.join('?' * 33)})", deal_rows)
+    db.executemany(_insert("deals", SPECS["deal"].columns[:27]), deal_rows)
     for s, lead_id, added, person, org, title, value, status in leads:
         conv = lead_converted.get(lead_id)
         if lead_id in lead_converted:
@@ -233,7 +239,7 @@ def build(path: Path, n_leads: int, n_deals: int, n_persons: int, n_orgs: int, s
         lead_rows.append((s, lead_id, title, status, status, person, org, "1", value, "EUR", None, "Web", None,
                           "[]", iso(added), iso(added), conv[0] if conv else None, conv[1] if conv else None,
                           (1 if lead_id in lead_converted else 0) if s == "sheet" else None, *meta))
-    db.executemany(f"INSERT INTO leads VALUES ({', '.join('?' * 25)})", lead_rows)
+    db.executemany(_insert("leads", SPECS["lead"].columns[:19]), lead_rows)
     db.executemany(f"INSERT INTO stage_changes VALUES ({', '.join('?' * 15)})", change_rows)
     db.executemany(f"INSERT INTO captured_conversions VALUES ({', '.join('?' * 14)})", captured_rows)
     db.commit()
