@@ -16,14 +16,17 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import marshal
 import multiprocessing
 import os
 import pickle
+import queue
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections import defaultdict
@@ -356,20 +359,26 @@ def _drain_parallel(source: Source, batcher: _Batcher, outcome: SourceOutcome, w
                        daemon=True)
     proc.start()
     sender.close()
+    # A thread moves messages from the pipe into a queue that holds a batch and a bit: while this
+    # thread commits a batch, the reader keeps going instead of waiting on a full 64 KiB pipe
+    # (measured: without it the two processes mostly took turns).
+    inbox: queue.Queue[bytes | None] = queue.Queue(maxsize=batcher.batch_size // _MESSAGE_ROWS + 2)
+    pump = threading.Thread(target=_pump, args=(receiver, inbox), name=f"crmsync-inbox-{source.name}", daemon=True)
+    pump.start()
     notices: dict[tuple[str, str], Notice] = {}
-    loads, recv = marshal.loads, receiver.recv_bytes
+    loads, get = marshal.loads, inbox.get
     try:
         while True:
-            try:
-                message = loads(recv())
-            except EOFError:
+            data = get()
+            if data is None:  # the pipe closed before the reader said it was done
                 proc.join(timeout=5)
                 code = proc.exitcode
                 how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited ({code})"
                 raise ReaderCrashed(
                     f"the process reading this source {how} before it finished; every batch committed before "
                     "stays, re-run to resume (CRMSYNC_PARALLEL=0 reads in one process)"
-                ) from None
+                )
+            message = loads(data)
             kind = message[0]
             if kind == _ROWS:
                 batcher.add_prepared(message[1], message[2])
@@ -387,12 +396,25 @@ def _drain_parallel(source: Source, batcher: _Batcher, outcome: SourceOutcome, w
                 crashed.add_note(message[2])  # the reader's traceback, shown by --debug
                 raise crashed
     finally:
-        receiver.close()
         if proc.is_alive():
-            proc.terminate()
+            proc.terminate()  # our own child, by handle; a no-op once it has sent _END and exited
         proc.join()
+        # The pump ends at the pipe's EOF; make room in case it is waiting to queue a message.
+        while pump.is_alive():
+            with contextlib.suppress(queue.Empty):
+                inbox.get(timeout=0.05)
+        receiver.close()
     batcher.flush()
     outcome.notices = [asdict(n) for n in notices.values()]
+
+
+def _pump(receiver: Any, inbox: queue.Queue[bytes | None]) -> None:
+    """Pipe -> queue until EOF, then ``None``. Blocks when the queue is full (that is the bound)."""
+    try:
+        while True:
+            inbox.put(receiver.recv_bytes())
+    except (EOFError, OSError):
+        inbox.put(None)
 
 
 def _read_in_child(source: Source, sender: Any, wh: Warehouse) -> None:
