@@ -179,12 +179,12 @@ class TableSpec:
         return params, _digest(params)
 
     def unfinished(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-        """``f(record.__dict__)``: :meth:`params` with the ``raw`` column still a dict and no digest.
+        """``f(record.__dict__)``: :meth:`params` with ``custom`` and ``raw`` still dicts, no digest.
 
         A reader process sends these (marshalled) and :meth:`Warehouse.write_prepared` finishes them
-        (:func:`finish_row`): it moves the JSON encoding of ``raw`` and the hash, a fifth of the
-        per-row work, to the writer, which has less to do. A ``raw`` dict that marshal cannot carry
-        (typed XLSX cells) must be finished on the reader's side instead (:func:`finish_row`).
+        (:func:`finish_row`): it moves the JSON encoding of those two and the hash, a fifth of the
+        per-row work, to the writer, which has less to do. Dicts that marshal cannot carry (typed
+        XLSX cells, parsed custom values) must be finished on the reader's side (:func:`finish_row`).
         """
         return self._compiled()[2]
 
@@ -210,14 +210,14 @@ def _check_null_param(conn: sqlite3.Connection) -> None:
 
 
 def _compile_row(converters: tuple[tuple[str, Callable[[Any], Any] | None], ...]) -> tuple[Any, Any, Any]:
-    """Generate ``row(values)``, ``params(values)`` and ``unfinished(values)`` (params with the ``raw``
-    dict not yet JSON, see :meth:`TableSpec.unfinished`) for one table: a flat expression per column
+    """Generate ``row(values)``, ``params(values)`` and ``unfinished(values)`` (params with ``custom``
+    and ``raw`` not yet JSON, see :meth:`TableSpec.unfinished`) for one table: a flat expression per column
     instead of a loop with a converter call per column (a third of the cost of the write path)."""
     ns: dict[str, Any] = {"N": _NULL_PARAM}
     row_items, param_items, unfinished_items = [], [], []
     for i, (name, convert) in enumerate(converters):
         get = f"d[{name!r}]"
-        if convert is None or name == "raw":
+        if convert is None or name in _LEFT_TO_WRITER:
             unfinished_items.append(f"N if (v := {get}) is None else v")
         if convert is None:
             row_items.append(get)
@@ -231,7 +231,7 @@ def _compile_row(converters: tuple[tuple[str, Callable[[Any], Any] | None], ...]
             call = f"c{i}(v)"
         row_items.append(f"None if (v := {get}) is None else {call}")
         param_items.append(f"N if (v := {get}) is None else {call}")
-        if name != "raw":
+        if name not in _LEFT_TO_WRITER:
             unfinished_items.append(f"N if (v := {get}) is None else {call}")
     ns.update(ENC=_ENCODE, UTC_TEXT=_utc_text, DATE_ISO=date.isoformat)
     source = (
@@ -267,13 +267,18 @@ def _legacy_match(old_hash: str | None, params: tuple[Any, ...]) -> bool:
     return hashlib.blake2b(repr(params_row(params)[2:]).encode(), digest_size=16).hexdigest() == old_hash
 
 
+#: Columns :meth:`TableSpec.unfinished` leaves as dicts; always the last two (see TableSpec.for_entity).
+_LEFT_TO_WRITER = ("custom", "raw")
+
+
 def finish_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """``(unfinished params, None, tag)`` -> ``(params, digest, tag)``: the ``raw`` column (last)
-    JSON-encoded as :meth:`TableSpec.params` would have, then hashed."""
+    """``(unfinished params, None, tag)`` -> ``(params, digest, tag)``: the ``custom`` and ``raw``
+    columns (the last two) JSON-encoded as :meth:`TableSpec.params` would have, then hashed."""
     params = row[0]
-    raw = params[-1]
-    if type(raw) is dict:
-        params = (*params[:-1], _ENCODE(raw))
+    custom, raw = params[-2], params[-1]
+    if type(custom) is dict or type(raw) is dict:
+        params = (*params[:-2], _ENCODE(custom) if type(custom) is dict else custom,
+                  _ENCODE(raw) if type(raw) is dict else raw)
     return params, _digest(params), row[2]
 
 
