@@ -356,8 +356,8 @@ class ReaderCrashed(CrmsyncError):
 def _drain_parallel(source: Source, batcher: _Batcher, outcome: SourceOutcome, wh: Warehouse) -> None:
     ctx = multiprocessing.get_context("fork")
     receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_read_in_child, args=(source, sender, wh), name=f"crmsync-read-{source.name}",
-                       daemon=True)
+    proc = ctx.Process(target=_read_in_child, args=(source, sender, receiver, wh),
+                       name=f"crmsync-read-{source.name}", daemon=True)
     _widen_pipe(receiver)
     proc.start()
     sender.close()
@@ -430,9 +430,12 @@ def _pump(receiver: Any, inbox: queue.Queue[bytes | None]) -> None:
         inbox.put(None)
 
 
-def _read_in_child(source: Source, sender: Any, wh: Warehouse) -> None:
+def _read_in_child(source: Source, sender: Any, receiver: Any, wh: Warehouse) -> None:
     """The reader process: ``source.read()`` as messages; never touches the warehouse."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # The parent's end of the pipe, inherited by fork: closed, so that if the parent dies the next
+    # send fails (EPIPE) and this process ends instead of waiting forever on a full pipe.
+    receiver.close()
     if wh._lock_fd is not None:
         # Not the lock itself (flock is released only when every copy is closed): if the parent is
         # killed, this process must not keep the next run out.

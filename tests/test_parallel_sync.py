@@ -7,6 +7,9 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -210,3 +213,46 @@ def test_crmsync_parallel_0_reads_in_the_writing_process(tmp_path, monkeypatch, 
     monkeypatch.setenv("CRMSYNC_PARALLEL", "1")
     assert run_sync(cfg).status == "succeeded"
     assert spy_parallel == ["s"]
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"  # a zombie has exited (its new parent reaps it)
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_reader_process_exits_by_itself_when_the_writer_is_killed(tmp_path):
+    rows = 60_000
+    with (tmp_path / "organizations.csv").open("w", encoding="utf-8") as f:
+        f.write("ID,Name,Domain\n")
+        f.writelines(f"{i},Compañía {i},c{i}.es\n" for i in range(rows))
+    conf = tmp_path / "c.toml"
+    conf.write_text('[warehouse]\npath = "w.db"\nbatch_size = 500\n\n'
+                    '[sources.big]\ntype = "spreadsheet"\npath = "organizations.csv"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "crmsync.cli", "sync", "--config", str(conf), "--json"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    readers: list[int] = []
+    while not readers and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        readers = _children(proc.pid)
+    assert readers, "no reader process appeared"
+    time.sleep(0.5)  # let it get going (and fill the pipe)
+    assert proc.poll() is None, "the sync finished before it could be killed; raise rows"
+    proc.kill()
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while _alive(readers[0]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(readers[0]), "the reader outlived the killed writer"
