@@ -4,6 +4,11 @@ Why a ratio: machines here are noisy, so absolute rows/s mean little; both
 sides run back to back on the same file and the script prints crmsync's
 throughput as a fraction of the baseline's, plus each one's peak RSS. A
 second crmsync run on a quarter of the rows shows whether memory is flat.
+crmsync reads the file in a second process while the first writes (see
+crmsync/sync.py), so its wall time needs two free cores; CPU µs per row (all
+processes) and the load average are printed to tell a slow machine from a
+slow crmsync. ``CRMSYNC_PARALLEL=0 python bench/ingest_csv.py`` measures the
+one-process path.
 
 Baseline: ``csv.reader`` + ``sqlite3.executemany("INSERT ... ON CONFLICT DO
 UPDATE")`` of the same rows as raw text in 5,000-row transactions — no
@@ -25,6 +30,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -79,15 +85,41 @@ with open(src, newline="", encoding="utf-8") as f:
 """
 
 
-def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one child process."""
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, float, int]:
+    """Wall seconds, peak RSS (KiB) of the largest process, CPU seconds (user + system, the
+    process and every child it waited for) and peak RSS (KiB) of the whole process tree, sampled
+    every 20 ms from /proc (crmsync reads in a second process; the sum is what the machine holds)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    tree_peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            tree_peak[0] = max(tree_peak[0], _tree_rss_kib(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
+    done.set()
+    sampler.join()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()[-2000:]}")
-    return seconds, usage.ru_maxrss
+    return seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, max(tree_peak[0], usage.ru_maxrss)
+
+
+def _tree_rss_kib(pid: int) -> int:
+    """Resident KiB of a process and its descendants now (0 where /proc cannot tell)."""
+    total = 0
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(c) for c in f.read().split()]
+    except (OSError, ValueError):
+        return total
+    return total + sum(_tree_rss_kib(c) for c in children)
 
 
 def crmsync_config(tmp: Path, csv_path: Path, db: Path) -> Path:
@@ -110,10 +142,10 @@ def main() -> None:
     generate(small, max(args.rows // 4, 1))
     crmsync = [sys.executable, "-m", "crmsync.cli", "sync", "--no-reconcile", "--json", "--config"]
 
-    base_s, base_rss = run_measured([sys.executable, "-c", BASELINE, str(big), str(tmp / "baseline.db")])
-    ours_s, ours_rss = run_measured([*crmsync, str(crmsync_config(tmp, big, tmp / "crmsync.db"))])
-    q_s, q_rss = run_measured([*crmsync, str(crmsync_config(tmp, small, tmp / "quarter.db"))])
-    again_s, _ = run_measured([*crmsync, str(crmsync_config(tmp, big, tmp / "crmsync.db"))])
+    base_s, base_rss, base_cpu, _ = run_measured([sys.executable, "-c", BASELINE, str(big), str(tmp / "baseline.db")])
+    ours_s, ours_rss, ours_cpu, ours_tree = run_measured([*crmsync, str(crmsync_config(tmp, big, tmp / "crmsync.db"))])
+    q_s, q_rss, _, q_tree = run_measured([*crmsync, str(crmsync_config(tmp, small, tmp / "quarter.db"))])
+    again_s, _, again_cpu, _ = run_measured([*crmsync, str(crmsync_config(tmp, big, tmp / "crmsync.db"))])
 
     result = {
         "rows": args.rows,
@@ -121,14 +153,24 @@ def main() -> None:
         "crmsync_rows_per_s": round(args.rows / ours_s),
         "ratio": round(base_s / ours_s, 3),
         "crmsync_unchanged_rerun_rows_per_s": round(args.rows / again_s),
+        # CPU (user + system, all processes) per row: what the ratio is made of, and less sensitive
+        # than wall time to other load on the machine.
+        "baseline_cpu_us_per_row": round(1e6 * base_cpu / args.rows, 1),
+        "crmsync_cpu_us_per_row": round(1e6 * ours_cpu / args.rows, 1),
+        "crmsync_rerun_cpu_us_per_row": round(1e6 * again_cpu / args.rows, 1),
         "baseline_peak_rss_mib": round(base_rss / 1024, 1),
         "crmsync_peak_rss_mib": round(ours_rss / 1024, 1),
         "crmsync_peak_rss_mib_quarter_rows": round(q_rss / 1024, 1),
+        "crmsync_tree_peak_rss_mib": round(ours_tree / 1024, 1),
+        "crmsync_tree_peak_rss_mib_quarter_rows": round(q_tree / 1024, 1),
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(result, indent=2))
     print(f"crmsync ingests at {result['ratio']:.2f}x the baseline's speed (target >= 0.40); peak RSS "
           f"{result['crmsync_peak_rss_mib']} MiB for {args.rows:,} rows vs "
-          f"{result['crmsync_peak_rss_mib_quarter_rows']} MiB for a quarter of them (flat memory = streaming).")
+          f"{result['crmsync_peak_rss_mib_quarter_rows']} MiB for a quarter of them (flat memory = streaming); "
+          f"both processes together: {result['crmsync_tree_peak_rss_mib']} vs "
+          f"{result['crmsync_tree_peak_rss_mib_quarter_rows']} MiB.")
     if not args.keep:
         for p in tmp.iterdir():
             p.unlink()

@@ -16,7 +16,20 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import gc
+import json
+import marshal
+import multiprocessing
+import os
+import pickle
+import queue
+import signal
+import sys
+import threading
 import time
+import traceback
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,9 +40,11 @@ from crmsync.errors import ConfigError, CrmsyncError
 from crmsync.model import Record
 from crmsync.source import Checkpoint, EntityComplete, Notice, Source, SourceContext, load_connector
 from crmsync.view import StoredRecords
-from crmsync.warehouse import QuarantineRow, Warehouse, utcnow
+from crmsync.warehouse import SPECS, QuarantineRow, Warehouse, finish_row, utcnow
 
 COUNT_NAMES = ("read", "inserted", "updated", "unchanged", "quarantined", "removed")
+#: ``CRMSYNC_PARALLEL=0`` reads every source in the writing process (see :func:`run_sync`).
+PARALLEL_ENV = "CRMSYNC_PARALLEL"
 
 #: progress(label, rows_read_so_far) is called after every committed batch.
 ProgressCallback = Callable[[str, int], None]
@@ -89,14 +104,19 @@ class RunSummary:
 
 
 class _Batcher:
-    """Buffers one source's items and commits them a batch per transaction."""
+    """Buffers one source's items and commits them a batch per transaction.
+
+    Records are buffered as the ``(params, digest, origin)`` rows the warehouse writes
+    (:meth:`TableSpec.prepare`), so rows prepared by a reader process (see :func:`_drain_parallel`)
+    and records read here take the same path and make the same batches.
+    """
 
     def __init__(self, wh: Warehouse, run_id: int, source: str, batch_size: int,
                  counts: dict[str, EntityCounts], progress: ProgressCallback | None):
         self.wh, self.run_id, self.source, self.batch_size = wh, run_id, source, batch_size
         self.counts = counts
         self.progress = progress
-        self.records: dict[str, list[Record]] = defaultdict(list)
+        self.rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         self.bad: list[QuarantineRow] = []
         self.pending = 0
         self.read_total = 0
@@ -107,10 +127,23 @@ class _Batcher:
         return self.counts[entity]
 
     def add_record(self, record: Record) -> None:
-        self.records[record.entity].append(record)
+        params, digest = SPECS[record.entity].prepare(record)
+        self.rows[record.entity].append((params, digest, record.origin))
         self.pending += 1
         if self.pending >= self.batch_size:
             self.flush()
+
+    def add_prepared(self, entity: str, rows: list[tuple[Any, ...]]) -> None:
+        """Rows of :meth:`TableSpec.prepare` plus origin, in read order; flushes exactly where
+        :meth:`add_record` one by one would."""
+        start, n = 0, len(rows)
+        while start < n:
+            take = min(n - start, self.batch_size - self.pending)
+            self.rows[entity].extend(rows[start : start + take] if take < n else rows)
+            self.pending += take
+            start += take
+            if self.pending >= self.batch_size:
+                self.flush()
 
     def add_quarantine(self, row: QuarantineRow) -> None:
         self.bad.append(row)
@@ -123,18 +156,20 @@ class _Batcher:
         delta: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNT_NAMES, 0))
         with self.wh.transaction():
             bad = list(self.bad)
-            for entity, records in self.records.items():
-                result = self.wh.write_records(self.run_id, entity, records)
+            for entity, rows in self.rows.items():
+                result = self.wh.write_prepared(self.run_id, entity, rows)
                 d = delta[entity]
-                d["read"] += len(records)
+                d["read"] += len(rows)
                 d["inserted"] += result.inserted
                 d["updated"] += result.updated
                 d["unchanged"] += result.unchanged
-                for record, reason in result.duplicates:
-                    origin = record.origin or {}
+                for (params, _, origin), reason in result.duplicates:
+                    source_id = params[1]
+                    raw = params[-1]  # the raw column, as JSON text
                     bad.append(QuarantineRow(
-                        source=self.source, entity=entity, reason=f"{reason} ({record.source_id})",
-                        column=None, value=record.source_id, raw=record.raw, **origin,
+                        source=self.source, entity=entity, reason=f"{reason} ({source_id})",
+                        column=None, value=source_id, raw=json.loads(raw) if isinstance(raw, str) else None,
+                        **(origin or {}),
                     ))
                     d["read"] -= 1  # counted again below as a quarantined row
             for row in bad:
@@ -154,7 +189,7 @@ class _Batcher:
             for name, value in d.items():
                 setattr(counts, name, getattr(counts, name) + value)
             self.read_total += d["read"]
-        self.records.clear()
+        self.rows.clear()
         self.bad.clear()
         self.pending = 0
         if self.progress:
@@ -168,6 +203,7 @@ def run_sync(
     progress: ProgressCallback | None = None,
     command: str = "sync",
     reconcile: bool = False,
+    parallel: bool | None = None,
 ) -> RunSummary:
     """Read every enabled source (or those named in ``only``) into the warehouse.
 
@@ -175,7 +211,15 @@ def run_sync(
     ``status`` is ``failed`` if any source failed. A ``KeyboardInterrupt``
     marks the run ``interrupted`` and propagates. ``reconcile=True`` rebuilds the
     reconciliation tables afterwards (as its own run) when every source succeeded.
+
+    ``parallel`` (default: on unless ``CRMSYNC_PARALLEL=0``, and only where ``fork`` exists) reads
+    sources whose connector sets ``parallel_safe = True`` in a second process that also prepares
+    each record's SQL row and hash, while this process only writes (see :func:`_drain_parallel`).
+    Results are identical either way; only the wall time differs.
     """
+    if parallel is None:
+        parallel = os.environ.get(PARALLEL_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    parallel = parallel and _CAN_FORK
     names = list(only) if only else [n for n, s in config.sources.items() if s.enabled]
     unknown = [n for n in names if n not in config.sources]
     if unknown:
@@ -204,8 +248,11 @@ def run_sync(
                     context = SourceContext(config=config, base_dir=config.base_dir, cursors=cursors,
                                             stored=StoredRecords(wh.conn, name))
                     source = cls.from_config(source_cfg, context)
-                    _drain(source, _Batcher(wh, run_id, name, config.warehouse.batch_size, counts, progress),
-                           outcome)
+                    batcher = _Batcher(wh, run_id, name, config.warehouse.batch_size, counts, progress)
+                    if parallel and getattr(source, "parallel_safe", False):
+                        _drain_parallel(source, batcher, outcome, wh)
+                    else:
+                        _drain(source, batcher, outcome)
                 except CrmsyncError as exc:
                     outcome.status, outcome.error, outcome.exit_code = "failed", str(exc), exc.exit_code
                     status = "failed"
@@ -257,19 +304,198 @@ def _drain(source: Source, batcher: _Batcher, outcome: SourceOutcome) -> None:
     for item in source.read():
         if isinstance(item, Record):
             batcher.add_record(item)
-        elif isinstance(item, QuarantineRow):
-            batcher.add_quarantine(item)
-        elif isinstance(item, Checkpoint):
-            batcher.flush(checkpoint=item)
-        elif isinstance(item, EntityComplete):
-            batcher.flush(complete=item.entity)
-        elif isinstance(item, Notice):
-            key = (item.kind, item.message)
-            if key in notices:
-                notices[key].count += item.count
-            else:
-                notices[key] = Notice(item.kind, item.message, item.count)
-        else:  # pragma: no cover - a connector bug, not user input
-            raise TypeError(f"source {source.name!r} yielded {type(item).__name__}, not a crmsync item")
+        else:
+            _take(source, item, batcher, notices)
     batcher.flush()
     outcome.notices = [asdict(n) for n in notices.values()]
+
+
+def _take(source: Source, item: Any, batcher: _Batcher, notices: dict[tuple[str, str], Notice]) -> None:
+    """Everything a source yields except records."""
+    if isinstance(item, QuarantineRow):
+        batcher.add_quarantine(item)
+    elif isinstance(item, Checkpoint):
+        batcher.flush(checkpoint=item)
+    elif isinstance(item, EntityComplete):
+        batcher.flush(complete=item.entity)
+    elif isinstance(item, Notice):
+        key = (item.kind, item.message)
+        if key in notices:
+            notices[key].count += item.count
+        else:
+            notices[key] = Notice(item.kind, item.message, item.count)
+    else:  # pragma: no cover - a connector bug, not user input
+        raise TypeError(f"source {source.name!r} yielded {type(item).__name__}, not a crmsync item")
+
+
+# -- reading in a second process ---------------------------------------------------------------
+#
+# Why: a spreadsheet ingest is CPU-bound Python (parse, convert, build SQL rows, hash) plus SQLite
+# writes, and one process only uses one core. A forked reader process runs ``source.read()`` and
+# turns every record into a ``(params, None, origin)`` row (TableSpec.unfinished: the writer encodes
+# the raw column and adds the hash, which balances the two sides); this process receives those rows
+# and the other items in read order and writes them exactly as :func:`_drain` does (same batches,
+# same transactions, same counts). Only this process ever opens the warehouse for writing. The pipe
+# is the bounded queue: the reader blocks once a message or two is unread, so memory stays flat.
+# A reader that raises a crmsync error fails the source with that error, as if it had been read
+# here; a reader that dies or hits a bug fails it with :class:`ReaderCrashed` (one line); Ctrl-C
+# stops both (the reader ignores SIGINT and is terminated by its parent).
+
+_CAN_FORK = sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+#: Records per message from the reader (a few hundred KiB of marshalled rows).
+_MESSAGE_ROWS = 1000
+_ROWS, _ITEM, _END, _ERROR, _CRASH = range(5)
+
+
+class ReaderCrashed(CrmsyncError):
+    """The process reading a source died or failed unexpectedly; what was committed before stays."""
+
+    exit_code = 1
+
+
+def _drain_parallel(source: Source, batcher: _Batcher, outcome: SourceOutcome, wh: Warehouse) -> None:
+    ctx = multiprocessing.get_context("fork")
+    receiver, sender = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_read_in_child, args=(source, sender, receiver, wh),
+                       name=f"crmsync-read-{source.name}", daemon=True)
+    _widen_pipe(receiver)
+    proc.start()
+    sender.close()
+    # A thread moves messages from the pipe into a queue that holds a batch and a bit: while this
+    # thread commits a batch, the reader keeps going instead of waiting on a full 64 KiB pipe
+    # (measured: without it the two processes mostly took turns).
+    inbox: queue.Queue[bytes | None] = queue.Queue(maxsize=batcher.batch_size // _MESSAGE_ROWS + 2)
+    pump = threading.Thread(target=_pump, args=(receiver, inbox), name=f"crmsync-inbox-{source.name}", daemon=True)
+    pump.start()
+    notices: dict[tuple[str, str], Notice] = {}
+    loads, get = marshal.loads, inbox.get
+    try:
+        while True:
+            data = get()
+            if data is None:  # the pipe closed before the reader said it was done
+                proc.join(timeout=5)
+                code = proc.exitcode
+                how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited ({code})"
+                raise ReaderCrashed(
+                    f"the process reading this source {how} before it finished; every batch committed before "
+                    "stays, re-run to resume (CRMSYNC_PARALLEL=0 reads in one process)"
+                )
+            message = loads(data)
+            kind = message[0]
+            if kind == _ROWS:
+                batcher.add_prepared(message[1], message[2])
+            elif kind == _ITEM:
+                _take(source, pickle.loads(message[1]), batcher, notices)
+            elif kind == _END:
+                break
+            elif kind == _ERROR:
+                raise pickle.loads(message[1])
+            else:
+                crashed = ReaderCrashed(
+                    f"reading failed unexpectedly ({message[1]}); every batch committed before stays "
+                    "(a bug: please report it; CRMSYNC_PARALLEL=0 crmsync sync --debug shows the traceback)"
+                )
+                crashed.add_note(message[2])  # the reader's traceback, shown by --debug
+                raise crashed
+    finally:
+        if proc.is_alive():
+            proc.terminate()  # our own child, by handle; a no-op once it has sent _END and exited
+        proc.join()
+        # The pump ends at the pipe's EOF; make room in case it is waiting to queue a message.
+        while pump.is_alive():
+            with contextlib.suppress(queue.Empty):
+                inbox.get(timeout=0.05)
+        receiver.close()
+    batcher.flush()
+    outcome.notices = [asdict(n) for n in notices.values()]
+
+
+def _widen_pipe(receiver: Any) -> None:
+    """Let the pipe hold a whole message (Linux: up to 1 MiB unprivileged). With the default 64 KiB
+    the reader waits while the pump thread, which needs the GIL for every 64 KiB read, catches up:
+    measured, the two processes then mostly took turns instead of overlapping."""
+    with contextlib.suppress(OSError):  # a smaller limit: slower, still correct
+        fcntl.fcntl(receiver.fileno(), _F_SETPIPE_SZ, 1 << 20)
+
+
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+def _pump(receiver: Any, inbox: queue.Queue[bytes | None]) -> None:
+    """Pipe -> queue until EOF, then ``None``. Blocks when the queue is full (that is the bound)."""
+    try:
+        while True:
+            inbox.put(receiver.recv_bytes())
+    except (EOFError, OSError):
+        inbox.put(None)
+
+
+def _read_in_child(source: Source, sender: Any, receiver: Any, wh: Warehouse) -> None:
+    """The reader process: ``source.read()`` as messages; never touches the warehouse."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # The parent's end of the pipe, inherited by fork: closed, so that if the parent dies the next
+    # send fails (EPIPE) and this process ends instead of waiting forever on a full pipe.
+    receiver.close()
+    if wh._lock_fd is not None:
+        # Not the lock itself (flock is released only when every copy is closed): if the parent is
+        # killed, this process must not keep the next run out.
+        os.close(wh._lock_fd)
+    # Nothing allocated here lives long or forms cycles; scanning the inherited heap would cost more.
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+    send, dumps = sender.send_bytes, marshal.dumps
+    params_by_entity: dict[str, Any] = {}
+    rows: list[tuple[Any, ...]] = []
+    entity = ""
+    try:
+        try:
+            for item in source.read():
+                if isinstance(item, Record):
+                    if item.entity != entity or len(rows) >= _MESSAGE_ROWS:
+                        if rows:
+                            send(_rows_message(entity, rows))
+                            rows = []
+                        entity = item.entity
+                    params_of = params_by_entity.get(entity)
+                    if params_of is None:
+                        params_of = params_by_entity[entity] = SPECS[entity].unfinished()
+                    # The raw column's JSON and the hash are left to the writer: this side has
+                    # several times its work per row (see TableSpec.unfinished).
+                    rows.append((params_of(item.__dict__), None, item.origin))
+                    continue
+                if rows:
+                    send(_rows_message(entity, rows))
+                    rows = []
+                send(dumps((_ITEM, pickle.dumps(item))))
+            if rows:
+                send(_rows_message(entity, rows))
+            send(dumps((_END,)))
+        except CrmsyncError as exc:
+            send(dumps((_ERROR, _portable(exc))))
+        except (BrokenPipeError, ConnectionResetError):
+            raise
+        except BaseException as exc:  # a bug: the parent reports it in one line (traceback with --debug)
+            send(dumps((_CRASH, f"{type(exc).__name__}: {exc}"[:500], traceback.format_exc())))
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the parent is gone or stopped listening: nothing left to do
+    finally:
+        sender.close()
+
+
+def _rows_message(entity: str, rows: list[tuple[Any, ...]]) -> bytes:
+    try:
+        return marshal.dumps((_ROWS, entity, rows))
+    except ValueError:  # a raw cell marshal cannot carry (a typed XLSX value): finish the rows here
+        return marshal.dumps((_ROWS, entity, [finish_row(row) for row in rows]))
+
+
+def _portable(exc: CrmsyncError) -> bytes:
+    """The error pickled so the parent raises the same class and message (or a plain CrmsyncError)."""
+    try:
+        data = pickle.dumps(exc)
+        pickle.loads(data)
+        return data
+    except Exception:
+        clone = CrmsyncError(str(exc))
+        clone.exit_code = exc.exit_code
+        return pickle.dumps(clone)

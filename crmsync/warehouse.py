@@ -177,14 +177,30 @@ class TableSpec:
         """
         return self._compiled()[1](record.__dict__)
 
-    def _compiled(self) -> tuple[Callable[[dict[str, Any]], list[Any]], Callable[[dict[str, Any]], tuple[Any, ...]]]:
+    def prepare(self, record: Record) -> tuple[tuple[Any, ...], str]:
+        """``(params, digest)``: what :meth:`Warehouse.write_prepared` needs of a record. Pure (no
+        database), so a reader process can do it while the writer writes."""
+        params = self._compiled()[1](record.__dict__)
+        return params, _digest(params)
+
+    def unfinished(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+        """``f(record.__dict__)``: :meth:`params` with ``custom`` and ``raw`` still dicts, no digest.
+
+        A reader process sends these (marshalled) and :meth:`Warehouse.write_prepared` finishes them
+        (:func:`finish_row`): it moves the JSON encoding of those two and the hash, a fifth of the
+        per-row work, to the writer, which has less to do. Dicts that marshal cannot carry (typed
+        XLSX cells, parsed custom values) must be finished on the reader's side (:func:`finish_row`).
+        """
+        return self._compiled()[2]
+
+    def _compiled(self) -> tuple[Any, Any, Any]:
         compiled = _COMPILED.get(self.entity)
         if compiled is None:
             compiled = _COMPILED[self.entity] = _compile_row(self.converters)
         return compiled
 
 
-#: entity -> (row, params) functions generated from the table's converters (see _compile_row).
+#: entity -> (row, params, unfinished) functions generated from the table's converters (see _compile_row).
 _COMPILED: dict[str, tuple[Any, Any]] = {}
 #: What an empty column is bound as (see TableSpec.params); None if this SQLite keeps NaN as a REAL.
 _NULL_PARAM: Any = float("nan")
@@ -198,13 +214,16 @@ def _check_null_param(conn: sqlite3.Connection) -> None:
         _COMPILED.clear()
 
 
-def _compile_row(converters: tuple[tuple[str, Callable[[Any], Any] | None], ...]) -> tuple[Any, Any]:
-    """Generate ``row(values)`` and ``params(values)`` for one table: a flat expression per column
+def _compile_row(converters: tuple[tuple[str, Callable[[Any], Any] | None], ...]) -> tuple[Any, Any, Any]:
+    """Generate ``row(values)``, ``params(values)`` and ``unfinished(values)`` (params with ``custom``
+    and ``raw`` not yet JSON, see :meth:`TableSpec.unfinished`) for one table: a flat expression per column
     instead of a loop with a converter call per column (a third of the cost of the write path)."""
     ns: dict[str, Any] = {"N": _NULL_PARAM}
-    row_items, param_items = [], []
+    row_items, param_items, unfinished_items = [], [], []
     for i, (name, convert) in enumerate(converters):
         get = f"d[{name!r}]"
+        if convert is None or name in _LEFT_TO_WRITER:
+            unfinished_items.append(f"N if (v := {get}) is None else v")
         if convert is None:
             row_items.append(get)
             param_items.append(f"N if (v := {get}) is None else v")
@@ -217,13 +236,16 @@ def _compile_row(converters: tuple[tuple[str, Callable[[Any], Any] | None], ...]
             call = f"c{i}(v)"
         row_items.append(f"None if (v := {get}) is None else {call}")
         param_items.append(f"N if (v := {get}) is None else {call}")
+        if name not in _LEFT_TO_WRITER:
+            unfinished_items.append(f"N if (v := {get}) is None else {call}")
     ns.update(ENC=_ENCODE, UTC_TEXT=_utc_text, DATE_ISO=date.isoformat)
     source = (
         "def row(d):\n    return [\n        " + ",\n        ".join(row_items) + ",\n    ]\n"
         "def params(d):\n    return (\n        " + ",\n        ".join(param_items) + ",\n    )\n"
+        "def unfinished(d):\n    return (\n        " + ",\n        ".join(unfinished_items) + ",\n    )\n"
     )
     exec(compile(source, "<crmsync.warehouse row>", "exec"), ns)  # noqa: S102 - generated from field names
-    return ns["row"], ns["params"]
+    return ns["row"], ns["params"], ns["unfinished"]
 
 
 def _digest(params: tuple[Any, ...]) -> str:
@@ -240,14 +262,37 @@ _blake2b = hashlib.blake2b
 _marshal = marshal.dumps
 
 
-def _legacy_match(old_hash: str | None, spec: TableSpec, record: Record) -> bool:
-    """Whether a hash stored by a version before the ``m`` form matches this record unchanged.
+def _legacy_match(old_hash: str | None, params: tuple[Any, ...]) -> bool:
+    """Whether a hash stored by a version before the ``m`` form matches this row unchanged.
 
     Such rows are recognised once (and their hash rewritten) instead of all counting as updated.
     """
     if old_hash is None or len(old_hash) != 32:
         return False
-    return hashlib.blake2b(repr(spec.row(record)[2:]).encode(), digest_size=16).hexdigest() == old_hash
+    return hashlib.blake2b(repr(params_row(params)[2:]).encode(), digest_size=16).hexdigest() == old_hash
+
+
+#: Columns :meth:`TableSpec.unfinished` leaves as dicts; always the last two (see TableSpec.for_entity).
+_LEFT_TO_WRITER = ("custom", "raw")
+
+
+def finish_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``(unfinished params, None, tag)`` -> ``(params, digest, tag)``: the ``custom`` and ``raw``
+    columns (the last two) JSON-encoded as :meth:`TableSpec.params` would have, then hashed."""
+    params = row[0]
+    custom, raw = params[-2], params[-1]
+    if type(custom) is dict or type(raw) is dict:
+        params = (*params[:-2], _ENCODE(custom) if type(custom) is dict else custom,
+                  _ENCODE(raw) if type(raw) is dict else raw)
+    return params, _digest(params), row[2]
+
+
+def params_row(params: tuple[Any, ...]) -> list[Any]:
+    """:meth:`TableSpec.row` from :meth:`TableSpec.params`: empty columns back to ``None``.
+
+    A NaN can only be the empty-column marker: SQLite stores any NaN as NULL.
+    """
+    return [None if type(v) is float and v != v else v for v in params]
 
 
 def _utc_text(value: datetime) -> str:
@@ -272,7 +317,7 @@ class BatchCounts:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
-    duplicates: list[tuple[Record, str]] = field(default_factory=list)
+    duplicates: list[tuple[Any, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -460,34 +505,44 @@ class Warehouse:
         written again: it comes back in ``duplicates`` for the caller to
         quarantine, so a repeated id in the input never silently overwrites.
         """
+        prepare = SPECS[entity].prepare
+        counts = self.write_prepared(run_id, entity, [(*prepare(record), record) for record in records])
+        counts.duplicates = [(row[2], reason) for row, reason in counts.duplicates]
+        return counts
+
+    def write_prepared(self, run_id: int, entity: str, rows: Sequence[tuple[tuple[Any, ...], str, Any]]) -> BatchCounts:
+        """:meth:`write_records` for rows already turned into ``(params, digest, tag)`` by
+        :meth:`TableSpec.prepare` (possibly in another process); ``duplicates`` holds ``(row, reason)``.
+        A row with a ``None`` digest comes from :meth:`TableSpec.unfinished` and is finished here.
+        """
         spec = SPECS[entity]
         counts = BatchCounts()
-        if not records:
+        if not rows:
             return counts
-        params_of = spec._compiled()[1]
-        digest_of = _digest
-        rows: dict[tuple[str, str], tuple[tuple[Any, ...], str, Record]] = {}
-        for record in records:
-            values = record.__dict__
-            key = (values["source"], values["source_id"])
-            if key in rows:
-                counts.duplicates.append((record, "duplicate id in this run: an earlier row has the same id"))
+        by_key: dict[tuple[str, str], tuple[tuple[Any, ...], str, Any]] = {}
+        for row in rows:
+            if row[1] is None:
+                row = finish_row(row)
+            params = row[0]
+            key = (params[0], params[1])
+            if key in by_key:
+                counts.duplicates.append((row, "duplicate id in this run: an earlier row has the same id"))
                 continue
-            params = params_of(values)
-            rows[key] = (params, digest_of(params), record)
+            by_key[key] = row
 
-        existing = self._existing(spec.table, list(rows))
+        existing = self._existing(spec.table, list(by_key))
         inserts, updates, touches = [], [], []
         changed_keys = []
-        for key, (params, digest, record) in rows.items():
+        for key, row in by_key.items():
+            params, digest = row[0], row[1]
             old = existing.get(key)
             if old is None:
                 inserts.append((*params, digest, run_id, run_id))
                 continue
             old_hash, last_run, removed_run = old
             if last_run == run_id:
-                counts.duplicates.append((record, "duplicate id in this run: an earlier row has the same id"))
-            elif removed_run is None and (old_hash == digest or _legacy_match(old_hash, spec, record)):
+                counts.duplicates.append((row, "duplicate id in this run: an earlier row has the same id"))
+            elif removed_run is None and (old_hash == digest or _legacy_match(old_hash, params)):
                 touches.append(key)
                 if old_hash != digest:  # written by an older crmsync: store the current hash form
                     self.conn.execute(
@@ -501,7 +556,7 @@ class Warehouse:
         table = spec.table
         cols = ", ".join(f'"{c}"' for c in spec.columns)
         if changed_keys and entity in HISTORY_ENTITIES:
-            self._record_changes(run_id, spec, changed_keys, {k: spec.row(rows[k][2]) for k in changed_keys})
+            self._record_changes(run_id, spec, changed_keys, {k: params_row(by_key[k][0]) for k in changed_keys})
         if inserts:
             marks = ", ".join("?" * (len(spec.columns) + 3))
             self.conn.executemany(

@@ -60,6 +60,9 @@ class SpreadsheetSource(Source):
 
     Options = SpreadsheetOptions
     options: SpreadsheetOptions
+    #: Reading needs nothing from the warehouse, so the runner may read in a second process
+    #: while it writes (crmsync.sync._drain_parallel).
+    parallel_safe = True
 
     def files(self) -> list[Path]:
         patterns = [self.options.path] if isinstance(self.options.path, str) else self.options.path
