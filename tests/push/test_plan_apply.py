@@ -169,13 +169,19 @@ def test_a_target_record_is_never_matched_twice(wh):
 
 
 # -- recovery --------------------------------------------------------------------------------------
-def test_pending_intent_found_by_crmsync_key_is_recovered_without_a_create(wh):
+def _interrupted_create_of_ana(wh):
+    """Origin person 1 and a run killed after recording the intent to create her (answer never seen)."""
     write(wh, "person", [person("1", "Ana Ruiz", "ana@acme.es")])
     ledger = Ledger(wh.conn)
     old_run = wh.start_run("push", sources=[ORIGIN, TARGET])
     with wh.transaction():
         intent = ledger.intend(old_run, TARGET, "person", ORIGIN, "1", "a:person:1", None)
     wh.finish_run(old_run, "interrupted")
+    return ledger, old_run, intent
+
+
+def test_pending_intent_found_by_crmsync_key_is_recovered_without_a_create(wh):
+    ledger, old_run, intent = _interrupted_create_of_ana(wh)
     # the interrupted run's POST did reach the CRM: the refreshed copy carries the key
     target_rec = person("55", "Ana Ruiz", "ana@acme.es", source=TARGET)
     target_rec.custom = {"crmsync key": "a:person:1"}
@@ -390,12 +396,7 @@ def test_an_update_of_a_record_deleted_in_the_crm_since_the_refresh_does_not_sto
 
 
 def test_a_pending_intent_matched_only_by_email_is_kept_as_a_match_not_owned_by_the_interrupted_run(wh):
-    write(wh, "person", [person("1", "Ana Ruiz", "ana@acme.es")])
-    ledger = Ledger(wh.conn)
-    old_run = wh.start_run("push", sources=[ORIGIN, TARGET])
-    with wh.transaction():
-        intent = ledger.intend(old_run, TARGET, "person", ORIGIN, "1", "a:person:1", None)
-    wh.finish_run(old_run, "interrupted")
+    ledger, old_run, intent = _interrupted_create_of_ana(wh)
     # a person with the same email but no crmsync key: maybe the POST landed, maybe a user typed it in
     write(wh, "person", [person("77", "Ana Ruiz", "ana@acme.es", source=TARGET)])
     fake = FakeTarget(keyed=("person",))
