@@ -170,9 +170,16 @@ class Ledger:
         cur = self.conn.execute("INSERT INTO push_plans (run_id, target, origin, created_at, summary) "
                                 "VALUES (?, ?, ?, ?, ?)", (run_id, target, origin, utcnow(), to_json(summary)))
         plan_id = int(cur.lastrowid or 0)
+        self.add_plan_items(plan_id, items)
+        return plan_id
+
+    def add_plan_items(self, plan_id: int, items: Iterator[tuple]) -> None:
+        """(entity, origin_id, target_id, action, changes JSON, seen update_time) rows of a stored plan."""
         self.conn.executemany("INSERT OR REPLACE INTO push_plan_items VALUES (?, ?, ?, ?, ?, ?, ?)",
                               ((plan_id, *item) for item in items))
-        return plan_id
+
+    def set_plan_summary(self, plan_id: int, summary: dict) -> None:
+        self.conn.execute("UPDATE push_plans SET summary = ? WHERE id = ?", (to_json(summary), plan_id))
 
     def open_plan_seen(self, target: str, origin: str) -> tuple[int | None, dict[tuple[str, str], str | None]]:
         """The latest unapplied plan for target/origin and the ``update_time`` it saw per (entity, origin id)."""

@@ -210,20 +210,48 @@ class Planner:
 
     # -- public --------------------------------------------------------------------------------
     def plan(self, entity: str) -> list[Item]:
+        return [item for chunk in self.plan_chunks(entity) for item in chunk]
+
+    def plan_chunks(self, entity: str, size: int = 2000) -> Iterator[list[Item]]:
+        """The plan for ``entity`` in chunks, so memory stays flat however large both sides are.
+
+        The target is held only as match keys (ids, emails, names); the target records an origin
+        chunk matched are read per chunk.
+        """
         mode = self.s.mode(entity)
         mapped = {} if self.s.same else self.ledger.id_map(self.s.target, entity, self.s.origin)
-        targets = {r.source_id: r for r in self._records(self.target, entity)}
-        index = _Index(self, entity, targets, mapped)
-        items: list[Item] = []
-        wanted_ids: set[str] = set()
+        index = _Index(self, entity, mapped)
+        wanted: set[str] = set()
+        batch: list[Record] = []
         for rec in self._origin_records(entity):
-            wanted_ids.add(rec.source_id)
-            item = self._item(entity, mode, rec, targets, mapped, index)
-            if item is not None:
-                items.append(item)
+            wanted.add(rec.source_id)
+            batch.append(rec)
+            if len(batch) >= size:
+                yield self._chunk(entity, mode, batch, mapped, index)
+                batch = []
+        if batch:
+            yield self._chunk(entity, mode, batch, mapped, index)
         if mode == "mirror":
-            items.extend(self._mirror_deletes(entity, mapped, targets, wanted_ids))
-        return items
+            yield self._mirror_deletes(entity, mapped, index, wanted)
+
+    def _chunk(self, entity: str, mode: str, recs: list[Record], mapped: dict, index: _Index) -> list[Item]:
+        found: list[tuple[Record, tuple | None]] = []
+        for rec in recs:
+            if _skip_reason(entity, rec):
+                found.append((rec, None))
+                continue
+            desired = self.desired(entity, rec)
+            key = crmsync_key(self.s.origin, entity, rec.source_id)
+            fingerprint = self._fingerprint(entity, desired)
+            if self.s.same:
+                tid, how = (rec.source_id if rec.source_id in index.live else None), "same record"
+            else:
+                tid, how = index.find(rec.source_id, key, desired, fingerprint)
+            found.append((rec, (desired, key, fingerprint, tid, how)))
+        targets = self.target.get_many(entity, [ctx[3] for _, ctx in found if ctx and ctx[3]])
+        return [Item(entity, rec.source_id, "skip", reason=_skip_reason(entity, rec)) if ctx is None
+                else self._item(entity, mode, rec, targets.get(ctx[3]) if ctx[3] else None, ctx, mapped)
+                for rec, ctx in found]
 
     def desired(self, entity: str, rec: Record) -> dict[str, Any]:
         """The values ``rec`` should have in the target (refs symbolic, custom flattened)."""
@@ -355,19 +383,9 @@ class Planner:
         self.target_fields.add((owner, name))
 
     # -- internals -----------------------------------------------------------------------------
-    def _item(self, entity: str, mode: str, rec: Record, targets: dict[str, Record], mapped: dict,
-              index: _Index) -> Item | None:
-        skip = _skip_reason(entity, rec)
-        if skip:
-            return Item(entity, rec.source_id, "skip", reason=skip)
-        desired = self.desired(entity, rec)
-        key = crmsync_key(self.s.origin, entity, rec.source_id)
-        fingerprint = self._fingerprint(entity, desired)
-        if self.s.same:
-            target_rec = targets.get(rec.source_id)
-            how = "same record"
-        else:
-            target_rec, how = index.find(rec.source_id, key, desired, fingerprint)
+    def _item(self, entity: str, mode: str, rec: Record, target_rec: Record | None, ctx: tuple,
+              mapped: dict) -> Item:
+        desired, key, fingerprint, _, how = ctx
         intent = self.pending.get((entity, rec.source_id))
         if how == "unread":
             return Item(entity, rec.source_id, "skip", target_id=mapped[rec.source_id].target_id,
@@ -441,15 +459,15 @@ class Planner:
             out[f"custom.{name}"] = value
         return out
 
-    def _mirror_deletes(self, entity: str, mapped: dict, targets: dict[str, Record], wanted: set[str]) -> list[Item]:
+    def _mirror_deletes(self, entity: str, mapped: dict, index: _Index, wanted: set[str]) -> list[Item]:
         """Mirror mode: delete target records crmsync mapped from origin records the origin no longer has."""
+        if self.s.scope is not None:
+            return []
         live = set(self.origin.ids(entity))
+        gone = {o: m for o, m in mapped.items() if o not in live and o not in wanted and m.target_id in index.live}
+        targets = self.target.get_many(entity, [m.target_id for m in gone.values()])
         out = []
-        for origin_id, m in mapped.items():
-            if origin_id in live or origin_id in wanted or m.target_id not in targets:
-                continue
-            if self.s.scope is not None:
-                continue
+        for origin_id, m in gone.items():
             seen = _update_time(targets[m.target_id])
             item = Item(entity, origin_id, "delete", target_id=m.target_id, seen=seen,
                         reason="removed from the origin (mode mirror)")
@@ -538,16 +556,25 @@ class Planner:
 class _Index:
     """Finds the target record for an origin record: ID map first, then the configured match keys."""
 
-    def __init__(self, planner: Planner, entity: str, targets: dict[str, Record], mapped: dict):
-        self.p, self.entity, self.targets, self.mapped = planner, entity, targets, mapped
+    def __init__(self, planner: Planner, entity: str, mapped: dict):
+        self.p, self.entity, self.mapped = planner, entity, mapped
         claimed = planner.ledger.claimed(planner.s.target, entity)
         #: Every target id the warehouse has ever held for this entity, removed ones included.
         self.known = set(planner.target.ids(entity, include_removed=True))
-        self.free = {tid: r for tid, r in targets.items() if tid not in claimed and not _is_dead(r)}
+        #: Target records that exist and are not deleted; ``free``: those no origin record claimed yet.
+        self.live: set[str] = set()
+        self.free: set[str] = set()
         self.keys = planner.s.keys(entity)
         self.by: dict[str, dict[str, str]] = {k: {} for k in self.keys}
         self.by["key"] = {}
-        for tid, r in self.free.items():
+        for r in planner._records(planner.target, entity):
+            if _is_dead(r):
+                continue
+            tid = r.source_id
+            self.live.add(tid)
+            if tid in claimed:
+                continue
+            self.free.add(tid)
             custom_key = (getattr(r, "custom", None) or {}).get("crmsync key")
             if custom_key:
                 self.by["key"].setdefault(str(custom_key), tid)
@@ -576,13 +603,13 @@ class _Index:
         return []
 
     def find(self, origin_id: str, key: str, desired: dict[str, Any], fingerprint: str | None
-             ) -> tuple[Record | None, str]:
+             ) -> tuple[str | None, str]:
+        """The target id for an origin record and how it was found ("new" when there is none)."""
         m = self.mapped.get(origin_id)
         if m is not None:
-            rec = self.targets.get(m.target_id)
-            if rec is not None and not _is_dead(rec):
-                return rec, "id map"
-            if rec is None and m.target_id not in self.known:
+            if m.target_id in self.live:
+                return m.target_id, "id map"
+            if m.target_id not in self.known:
                 return None, "unread"  # written by crmsync but not read back yet: never create it again
         tid = self.by["key"].get(key)
         if tid is None:
@@ -598,8 +625,8 @@ class _Index:
             how = "crmsync key"
         if tid is None or tid not in self.free:
             return None, "new"
-        rec = self.free.pop(tid)
-        return rec, how
+        self.free.discard(tid)
+        return tid, how
 
     def _desired_values(self, key: str, desired: dict[str, Any], fingerprint: str | None) -> list[str]:
         if key == "email":

@@ -141,27 +141,26 @@ def _push(wh: Warehouse, ledger: Ledger, target: Target, settings: PushSettings,
                                "create", None, {"name": target.key_field, "entity": entity}, "done")
     planner = Planner(wh.conn, settings, ledger, key_entities=frozenset(keyed), plan_seen=seen if apply else {})
     executor = Executor(wh, ledger, target, settings, report.run_id, progress)
-    plan_rows: list[tuple] = []
+    if not apply:
+        with wh.transaction():
+            report.plan_id = ledger.save_plan(report.run_id, settings.target, settings.origin, iter(()), {})
     for entity in entities:
-        items = planner.plan(entity)
-        _summarize(report, target, entity, items)
-        fields = planner.missing_fields(entity)
-        if fields:
-            report.counts.setdefault("custom_field", {}).setdefault("create", 0)
-            report.counts["custom_field"]["create"] += len(fields)
-            report.samples.setdefault("custom_field", []).extend(
-                {"origin_id": f"{f['owner']}:{f['name']}", "target_id": None, "action": "create", "reason": "",
-                 "changes": {"type": [None, f["type"]], "options": [None, f["options"]]}} for f in fields)
-            report.cost["requests"] += len(fields)
-            report.cost["tokens"] += len(fields) * target.cost("custom_field", "create")[1]
-        if apply:
-            for f in fields:
-                _create_field(wh, ledger, target, settings, report.run_id, planner, f, executor)
-            executor.apply(items)
-        else:
+        report.counts[entity] = {}
+        for items in planner.plan_chunks(entity):
+            _summarize(report, target, entity, items)
+            fields = planner.missing_fields(entity)  # those this chunk's records use, not created yet
+            if fields:
+                _summarize_fields(report, target, fields)
+            if apply:
+                for f in fields:
+                    _create_field(wh, ledger, target, settings, report.run_id, planner, f, executor)
+                executor.apply(items)
+                continue
             for f in fields:
                 planner.field_created(f["owner"], f["name"])
-            plan_rows.extend((i.entity, i.origin_id, i.target_id, i.action, _json(i.changes), i.seen) for i in items)
+            with wh.transaction():
+                ledger.add_plan_items(report.plan_id or 0, ((i.entity, i.origin_id, i.target_id, i.action,
+                                                              _json(i.changes), i.seen) for i in items if i.target_id))
     if apply:
         executor.finish_deferred()
     if notes and "deal" in entities and not settings.same:
@@ -176,8 +175,7 @@ def _push(wh: Warehouse, ledger: Ledger, target: Target, settings: PushSettings,
             ledger.close_plans(settings.target, settings.origin, report.run_id)
     else:
         with wh.transaction():
-            report.plan_id = ledger.save_plan(report.run_id, settings.target, settings.origin, iter(plan_rows),
-                                              {"counts": report.counts})
+            ledger.set_plan_summary(report.plan_id or 0, {"counts": report.counts})
     notices = Counter(planner.notices) + executor.notices + key_notices
     report.notices = [{"message": m, "count": n} for m, n in notices.most_common()]
 
@@ -200,21 +198,33 @@ def _create_field(wh: Warehouse, ledger: Ledger, target: Target, settings: PushS
 
 
 def _summarize(report: PushReport, target: Target, entity: str, items: list[Item]) -> None:
+    """Add one chunk's actions, cost and (up to SAMPLE_DIFFS per kind) diffs to the report."""
     counts: Counter[str] = Counter(i.action for i in items)
-    report.counts[entity] = dict(counts)
+    total = report.counts.setdefault(entity, {})
+    for action, n in counts.items():
+        total[action] = total.get(action, 0) + n
     for action in ("create", "update", "delete"):
         requests, tokens = target.cost(entity, action)
         report.cost["requests"] += requests * counts[action]
         report.cost["tokens"] += tokens * counts[action]
-    report.samples[entity] = [
-        {"origin_id": i.origin_id, "target_id": i.target_id, "action": i.action, "reason": i.reason,
-         "changes": i.changes}
-        for i in [x for x in items if x.action in ("update", "conflict")][:SAMPLE_DIFFS]
-        + [x for x in items if x.action in ("create", "delete")][:SAMPLE_DIFFS]
-    ]
+    samples = report.samples.setdefault(entity, [])
+    for kinds in (("update", "conflict"), ("create", "delete")):
+        room = SAMPLE_DIFFS - sum(1 for x in samples if x["action"] in kinds)
+        samples.extend({"origin_id": i.origin_id, "target_id": i.target_id, "action": i.action, "reason": i.reason,
+                        "changes": i.changes} for i in [x for x in items if x.action in kinds][:max(room, 0)])
     report.problems.extend({"entity": entity, "origin_id": i.origin_id, "target_id": i.target_id,
                             "status": "conflict", "reason": i.reason, "changes": i.changes}
                            for i in items if i.action == "conflict")
+
+
+def _summarize_fields(report: PushReport, target: Target, fields: list[dict[str, Any]]) -> None:
+    counts = report.counts.setdefault("custom_field", {})
+    counts["create"] = counts.get("create", 0) + len(fields)
+    report.samples.setdefault("custom_field", []).extend(
+        {"origin_id": f"{f['owner']}:{f['name']}", "target_id": None, "action": "create", "reason": "",
+         "changes": {"type": [None, f["type"]], "options": [None, f["options"]]}} for f in fields)
+    report.cost["requests"] += len(fields)
+    report.cost["tokens"] += len(fields) * target.cost("custom_field", "create")[1]
 
 
 def _outcomes(counter: Counter) -> dict[str, dict[str, int]]:
