@@ -12,9 +12,24 @@ See ``docs/audit.md`` for every check, metric, threshold and the JSON schema.
 
 from __future__ import annotations
 
-from crmsync.audit.checks import CHECK_IDS, CHECKS, CheckResult, run_checks, worst_severity
-from crmsync.audit.report import AuditReport, fails, run_audit
-from crmsync.audit.settings import AuditConfig, Filters, Severity, audit_config_from, parse_period
+import importlib
+from typing import Any
+
+#: Public name -> the module defining it, imported on first use so that ``crmsync`` commands other
+#: than ``audit`` start without loading the audit engine.
+_EXPORTS = {
+    **dict.fromkeys(("CHECK_IDS", "CHECKS", "CheckResult", "run_checks", "worst_severity"), "crmsync.audit.checks"),
+    **dict.fromkeys(("AuditReport", "fails", "run_audit"), "crmsync.audit.report"),
+    **dict.fromkeys(("AuditConfig", "Filters", "Severity", "audit_config_from", "parse_period"),
+                    "crmsync.audit.settings"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'crmsync.audit' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
 
 __all__ = [
     "CHECKS", "CHECK_IDS", "AuditConfig", "AuditReport", "CheckResult", "Filters", "Severity",

@@ -11,22 +11,20 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from crmsync.audit.render import renderables
-from crmsync.audit.report import AuditReport, fails, run_audit
-from crmsync.audit.report_html import to_html
-from crmsync.audit.report_json import to_json
-from crmsync.audit.settings import AuditConfig, Filters, Severity, audit_config_from
 from crmsync.cli_errors import fail, say
 from crmsync.config import find_config, load_config
 from crmsync.errors import ConfigError
 
+if TYPE_CHECKING:
+    from crmsync.audit.report import AuditReport
+
 #: Exit code per worst fired severity when ``--fail-on`` is reached (the CLI owner may remap these).
-FAIL_EXIT_CODES = {Severity.INFO: 7, Severity.WARNING: 7, Severity.ERROR: 8}
+FAIL_EXIT_CODES = {"info": 7, "warning": 7, "error": 8}
 
 
 class Format(StrEnum):
@@ -78,6 +76,10 @@ def audit_command(
 
     Example:  crmsync audit --config config.example.toml --format html --output report.html --fail-on error
     """
+    # imported here, not at module level: every other command starts without the audit engine
+    from crmsync.audit.report import fails, run_audit
+    from crmsync.audit.settings import AuditConfig, Filters, Severity, audit_config_from
+
     try:
         if db is not None:
             path, settings = db, AuditConfig()
@@ -98,10 +100,14 @@ def audit_command(
         assert worst is not None
         failed = sum(1 for c in report.checks if c.fired and c.severity.rank >= Severity(fail_on.value).rank)
         say(f"crmsync: audit: {failed} check(s) at or above {fail_on.value} fired (worst: {worst.value})")
-        raise typer.Exit(FAIL_EXIT_CODES[worst])
+        raise typer.Exit(FAIL_EXIT_CODES[worst.value])
 
 
 def _write(report: AuditReport, fmt: Format, output: Path | None) -> None:
+    from crmsync.audit.render import renderables
+    from crmsync.audit.report_html import to_html
+    from crmsync.audit.report_json import to_json
+
     if fmt is Format.TABLE:
         console = Console(file=output.open("w", encoding="utf-8") if output else None,
                           width=132 if output else None)
