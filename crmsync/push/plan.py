@@ -172,6 +172,8 @@ def comparable(name: str, value: Any) -> Any:
         return None
     if name in ("emails", "phones"):
         return [p["value"] if isinstance(p, dict) else p for p in value] or None
+    if isinstance(value, list) and name.startswith("custom."):  # a set field: option order means nothing
+        return sorted(str(v) for v in value)
     if name.endswith("_time"):
         return stamp(value)
     if isinstance(value, Decimal | int | float) and not isinstance(value, bool):

@@ -421,3 +421,12 @@ def test_mirror_does_not_delete_a_target_record_edited_since_crmsync_wrote_it_un
     assert actions(plan(wh, settings, "person"))["2"] == "conflict"
     forced = PushSettings(ORIGIN, TARGET, modes={"person": "mirror"}, force=True)
     assert actions(plan(wh, forced, "person"))["2"] == "delete"
+
+
+def test_a_set_custom_field_with_the_same_options_in_another_order_is_up_to_date(wh):
+    from crmsync.push.plan import comparable
+
+    assert comparable("custom.Regions", ["EMEA", "NA"]) == comparable("custom.Regions", ["NA", "EMEA"])
+    assert comparable("custom.Regions", ["EMEA"]) != comparable("custom.Regions", ["EMEA", "NA"])
+    assert comparable("emails", [{"value": "a@x.es"}, {"value": "b@x.es"}]) != comparable(
+        "emails", [{"value": "b@x.es"}, {"value": "a@x.es"}])  # the first email is the primary one

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from crmsync.connectors.pipedrive.client import PipedriveClient
 from typer.testing import CliRunner
 
@@ -118,3 +119,41 @@ def test_cli_push_shows_a_plan_and_writes_nothing_without_apply(tmp_path):
         assert "nothing written; add --apply" in text.output
         bad = CliRunner().invoke(app, ["push", "pd", "--mode", "person=sideways", "--config", str(cfg_path)])
         assert bad.exit_code == 2 and "unknown mode" in bad.output
+
+
+VENDORS = {
+    "salesforce": ("salesforce_export", {"timezone": "America/Los_Angeles", "default_currency": "USD"}),
+    "pipedrive": ("pipedrive_export", {"timezone": "Europe/Madrid", "phone_region": "ES"}),
+    "hubspot": ("hubspot_export", {"timezone": "America/New_York"}),
+    "zoho": ("zoho_export", {"timezone": "Asia/Kolkata"}),
+}
+
+
+@pytest.mark.parametrize("vendor", sorted(VENDORS))
+def test_each_vendor_export_preset_migrates_verifies_reruns_idle_and_rolls_back(tmp_path, vendor):
+    from crmsync.config import parse_config
+
+    mapping, defaults = VENDORS[vendor]
+    with empty_company() as b:
+        before = snapshot(b)
+        cfg = parse_config({"warehouse": {"path": str(tmp_path / "w.db")}, "defaults": defaults, "sources": {
+            vendor: {"type": "spreadsheet", "path": str(ROOT / "tests/fixtures/presets" / vendor / "*"),
+                     "mapping": mapping},
+            "b": {"type": "pipedrive", "base_url": b.base_url, "api_token": b.api_token, "history": False}}},
+            path=tmp_path / "c.toml", environ={})
+        run_sync(cfg, only=[vendor], reconcile=True)
+        settings = PushSettings(origin=vendor, target="b")
+        report = run_push(cfg, settings, apply=True, command="migrate", notes=True, verify=True)
+        v = report.verification
+        assert v["ok"], (v["counts"], report.problems[:3])
+        with Warehouse.open(cfg.warehouse.path, write=False) as wh:
+            unlinked = {r[0] for r in wh.conn.execute(
+                "SELECT source_id FROM leads WHERE source = ? AND person_id IS NULL AND org_id IS NULL AND "
+                "status NOT IN ('converted', 'archived') AND removed_run IS NULL", (vendor,))}
+        # Pipedrive refuses a lead with neither person nor organization; those, and only those, are refused
+        assert {r["origin_id"] for r in v.get("rejected", {}).get("lead", [])} == unlinked
+        before_rerun = writes(b)
+        run_push(cfg, settings, apply=True, command="migrate", notes=True)
+        assert writes(b) == before_rerun
+        assert run_rollback(cfg, report.run_id)["refused"] == []
+        assert snapshot(b) == before
