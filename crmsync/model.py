@@ -271,6 +271,12 @@ class Lead(Record):
     update_time: UtcDatetime | None = None
     converted_deal_id: str | None = None
     converted_at: UtcDatetime | None = None
+    #: The contact a lead carries inline where the CRM has no separate person/organization for it yet
+    #: (Salesforce and Zoho leads: name, email, phone and company are columns of the lead itself).
+    contact_name: str | None = None
+    contact_email: str | None = None
+    contact_phone: str | None = None
+    org_name: str | None = None
     #: The source's own converted flag (Salesforce ``IsConverted``, Zoho ``Converted``), kept apart from the
     #: status picklist: when they disagree, reconciliation trusts the flag and ids and records the conflict.
     converted: bool | None = None

@@ -27,9 +27,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from crmsync.errors import ConfigError
-from crmsync.model import Record
+from crmsync.errors import ConfigError, ValueParseError
+from crmsync.model import ContactPoint, Organization, Person, Record
 from crmsync.reconcile.identity import normalize_domain, normalize_org_name
+from crmsync.values import normalize_email, normalize_phone
 from crmsync.view import StoredRecords
 from crmsync.warehouse import to_json
 
@@ -206,6 +207,7 @@ class Planner:
         #: (owner, name) -> values seen in origin records (a bounded sample) for fields the target lacks
         self.used_custom: dict[tuple[str, str], list[Any]] = {}
         self._origin_ids: dict[str, set[str]] = {}
+        self._contacts: tuple[dict[str, dict[str, Record]], dict[str, dict[str, str]]] | None = None
         self._refusals: dict[str, dict[str, tuple[str, str]]] = {}
         self.pending = {(i["entity"], i["origin_id"]): i for i in ledger.pending_intents(settings.target)
                         if i["origin"] == settings.origin}
@@ -258,8 +260,11 @@ class Planner:
     def desired(self, entity: str, rec: Record) -> dict[str, Any]:
         """The values ``rec`` should have in the target (refs symbolic, custom flattened)."""
         out: dict[str, Any] = {}
+        inline = self._lead_contacts()[1].get(rec.source_id, {}) if entity == "lead" and not self.s.same else {}
         for name in FIELDS[entity]:
             value = getattr(rec, name, None)
+            if value is None:
+                value = inline.get(name)
             if name in REFS and value is not None:
                 ref_entity = REFS[name]
                 if self.s.same:
@@ -356,6 +361,8 @@ class Planner:
         """A reference to a record the origin does not hold (a quarantined row, a purged person)."""
         if entity not in self._origin_ids:
             self._origin_ids[entity] = set(self.origin.ids(entity))
+            if entity in ("person", "organization") and not self.s.same:
+                self._origin_ids[entity] |= set(self._lead_contacts()[0][entity])
         return origin_id not in self._origin_ids[entity]
 
     def missing_fields(self, entity: str) -> list[dict[str, Any]]:
@@ -485,8 +492,59 @@ class Planner:
         if scope is not None:
             live = set(self.origin.ids(entity))  # get_many would also return records removed since
             yield from self.origin.get_many(entity, sorted(scope & live)).values()
-            return
-        yield from self._records(self.origin, entity)
+        else:
+            yield from self._records(self.origin, entity)
+        if entity in ("person", "organization") and not self.s.same:
+            yield from self._lead_contacts()[0][entity].values()
+
+    def _lead_contacts(self) -> tuple[dict[str, dict[str, Record]], dict[str, dict[str, str]]]:
+        """Persons and organizations for leads that carry their contact inline (Salesforce, Zoho).
+
+        A target whose leads must point at a person or organization (Pipedrive) gets them: the origin's
+        own person with the same email or organization with the same normalized name when there is
+        one, else a record made from the lead's columns (ids ``lead-person:<lead id>`` and
+        ``lead-org:<normalized company>``, one per company). Returns (records by entity, links by lead).
+        """
+        if self._contacts is not None:
+            return self._contacts
+        made: dict[str, dict[str, Record]] = {"person": {}, "organization": {}}
+        links: dict[str, dict[str, str]] = {}
+        self._contacts = (made, links)
+        if "lead" not in self.s.entities:
+            return self._contacts
+        scope = None if self.s.scope is None else self.s.scope.get("lead", set())
+        leads = [r for r in (self.origin.get_many("lead", sorted(scope)).values() if scope is not None
+                             else self._records(self.origin, "lead"))
+                 if not (r.person_id or r.org_id or _skip_reason("lead", r))
+                 and (r.contact_name or r.contact_email or r.org_name)]
+        if not leads:
+            return self._contacts
+        by_email = {p.primary_email: p.source_id for p in self._records(self.origin, "person") if p.primary_email}
+        by_name = {normalize_org_name(o.name): o.source_id for o in self._records(self.origin, "organization")}
+        for lead in leads:
+            link: dict[str, str] = {}
+            if lead.org_name and normalize_org_name(lead.org_name):
+                key = normalize_org_name(lead.org_name)
+                link["org_id"] = by_name.get(key) or f"lead-org:{key}"
+                if key not in by_name and link["org_id"] not in made["organization"]:
+                    made["organization"][link["org_id"]] = Organization(
+                        source=self.s.origin, source_id=link["org_id"], name=lead.org_name, owner_id=lead.owner_id,
+                        raw={"_crmsync": f"made from lead {lead.source_id}'s company column"})
+            email = _valid(normalize_email, lead.contact_email)
+            if lead.contact_name or email:
+                link["person_id"] = by_email.get(email or "") or f"lead-person:{lead.source_id}"
+                if link["person_id"] not in by_email.values():
+                    phone = _valid(normalize_phone, lead.contact_phone)
+                    made["person"][link["person_id"]] = Person(
+                        source=self.s.origin, source_id=link["person_id"], name=lead.contact_name or email,
+                        emails=[ContactPoint(raw=lead.contact_email, normalized=email, primary=True)]
+                        if lead.contact_email else [],
+                        phones=[ContactPoint(raw=lead.contact_phone, normalized=phone, primary=True)]
+                        if lead.contact_phone else [],
+                        org_id=link.get("org_id"), owner_id=lead.owner_id,
+                        raw={"_crmsync": f"made from lead {lead.source_id}'s contact columns"})
+            links[lead.source_id] = link
+        return self._contacts
 
     @staticmethod
     def _records(stored: StoredRecords, entity: str) -> Iterator[Record]:
@@ -648,6 +706,15 @@ class _Index:
         if key == "fingerprint" and fingerprint:
             return [fingerprint]
         return []
+
+
+def _valid(normalize, value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return normalize(value) if normalize is normalize_email else normalize(value, None)
+    except ValueParseError:
+        return None
 
 
 def _infer_type(values: list[Any]) -> str:

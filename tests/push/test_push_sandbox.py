@@ -149,9 +149,19 @@ def test_each_vendor_export_preset_migrates_verifies_reruns_idle_and_rolls_back(
         with Warehouse.open(cfg.warehouse.path, write=False) as wh:
             unlinked = {r[0] for r in wh.conn.execute(
                 "SELECT source_id FROM leads WHERE source = ? AND person_id IS NULL AND org_id IS NULL AND "
+                "contact_name IS NULL AND contact_email IS NULL AND org_name IS NULL AND "
                 "status NOT IN ('converted', 'archived') AND removed_run IS NULL", (vendor,))}
-        # Pipedrive refuses a lead with neither person nor organization; those, and only those, are refused
+            inline = wh.conn.execute("SELECT COUNT(*) FROM leads WHERE source = ? AND person_id IS NULL AND "
+                                     "org_name IS NOT NULL", (vendor,)).fetchone()[0]
+        # Pipedrive refuses a lead with neither person nor organization: a lead carrying its contact inline
+        # (Salesforce, Zoho) gets one made from its columns; only leads with no contact at all are refused
         assert {r["origin_id"] for r in v.get("rejected", {}).get("lead", [])} == unlinked
+        if vendor in ("salesforce", "zoho"):
+            assert inline > 0 and v["counts"]["lead"]["rejected"] == 0
+            with Warehouse.open(cfg.warehouse.path, write=False) as wh:
+                made = dict(wh.conn.execute("SELECT entity, COUNT(*) FROM id_map WHERE origin = ? AND origin_id "
+                                            "LIKE 'lead-%' GROUP BY entity", (vendor,)).fetchall())
+            assert made.get("person", 0) > 0 and made.get("organization", 0) > 0
         before_rerun = writes(b)
         run_push(cfg, settings, apply=True, command="migrate", notes=True)
         assert writes(b) == before_rerun
