@@ -240,6 +240,17 @@ class EntityMapping:
             return bool(present.intersection(spec.derive))
         return spec.column in present if not spec.aliases else bool(present.intersection(spec.aliases))
 
+    def read_columns(self, headers: Iterable[str]) -> list[str]:
+        """The headers this mapping reads, in file order (the raw form kept of a secondary record)."""
+        header_list = list(headers)
+        wanted = set(self.columns())
+        specs = [self.id_spec, *self.fields, *self.custom]
+        wanted.update(spec.path[0] for spec in specs if spec.path)
+        for spec in specs:
+            if spec.column_set is not None:
+                wanted.update(header for header, _ in spec.column_set.match(header_list))
+        return [h for h in header_list if h in wanted]
+
     def row_id(self, row: dict[str, Any]) -> str | None:
         """The id this row gives (``None`` when blank), without converting the row."""
         return values.parse_text(self._get(self._id_spec or self.id_spec, row))

@@ -164,7 +164,7 @@ class SpreadsheetSource(Source):
             yield from self._settle_date_orders(path.name, table, em)
         em.bind(headers)
         # Secondary entities of this file (persons on deal rows): only those whose id columns it has.
-        also: list[EntityMapping] = []
+        also: list[tuple[EntityMapping, list[str]]] = []
         for sm in secondaries:
             if not sm.has_id_columns(headers):
                 columns = " / ".join(sm.id_spec.candidates()) or str(sm.id_spec.column)
@@ -177,7 +177,9 @@ class SpreadsheetSource(Source):
             with self._open(path) as table:
                 yield from self._settle_date_orders(path.name, table, sm)
             sm.bind(headers)
-            also.append(sm)
+            # A secondary record keeps as raw only the columns its mapping reads: the same person
+            # on a later deal row is then unchanged, not updated because the deal columns differ.
+            also.append((sm, sm.read_columns(headers)))
         name = self.name
         with self._open(path) as table:
             for row in table:
@@ -197,14 +199,16 @@ class SpreadsheetSource(Source):
                         catalog.attach(result)
                     run.primary(result)
                     yield result.at(file=row.file, sheet=row.sheet, line=row.line)
-                for sm in also:
-                    if sm.row_id(row.values) is None:
+                for sm, columns in also:
+                    cells = {c: row.values[c] for c in columns if c in row.values}
+                    if sm.row_id(cells) is None:
                         continue  # no person on this row: nothing to load, nothing wrong
-                    second = sm.convert(row.values, name)
+                    second = sm.convert(cells, name)
                     if isinstance(second, Rejection):
                         yield _quarantine(name, sm.entity, row, second.column, second.value,
                                           f"{second.reason} (the {sm.entity} of this {em.entity} row; the "
-                                          f"{em.entity} itself is loaded unless quarantined for its own reason)")
+                                          f"{em.entity} itself is loaded unless quarantined for its own reason)",
+                                          raw=cells)
                     else:
                         run.secondary(second.at(file=row.file, sheet=row.sheet, line=row.line))
 
@@ -276,6 +280,6 @@ class _Secondaries:
 
 
 def _quarantine(source: str, entity: str, row: SheetRow, column: str | None, value: object,
-                reason: str) -> QuarantineRow:
+                reason: str, raw: dict[str, object] | None = None) -> QuarantineRow:
     return QuarantineRow(source=source, entity=entity, reason=reason, file=row.file, sheet=row.sheet,
-                         line=row.line, column=column, value=value, raw=row.values)
+                         line=row.line, column=column, value=value, raw=row.values if raw is None else raw)
