@@ -27,6 +27,10 @@ A mapping file looks like::
     [lookups.deal_status]          # canonical value = [words used by the source]
     won = ["Won", "Ganado", "Closed Won"]
 
+Rows of one entity's files can also give records of another (a deals export's contact persons):
+``[entities.person.also_from.deal]`` holds that table's id and fields (:attr:`Mapping.also`), and
+``derive = [columns]`` builds a deterministic key when the export has no id for them.
+
 Fields that read more than one plain cell (templates, multi-value cells, ``when`` cases) are built by
 :mod:`crmsync.mapping_exprs` and only cost anything in mappings that use them (docs/mappings.md).
 
@@ -1069,7 +1073,8 @@ def _field_spec(
         problems.append(f"{where}: an id is read with column, path or template (not value, when or split)")
         return None
     if len(given) > 1 or (not given and "when" not in spec):
-        what = "column, path, template or derive" if id_field else "column, path, template, derive or value (a constant)"
+        what = ("column, path, template or derive" if id_field
+                else "column, path, template, derive or value (a constant)")
         problems.append(f"{where}: give exactly one of {what}" + ("" if id_field else ", or when cases"))
         return None
     column_set = None

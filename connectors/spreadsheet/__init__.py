@@ -5,6 +5,9 @@ The reader (:mod:`.reader`) copes with encodings, delimiters and layout; this
 module decides which file holds which entity, settles each date column's
 day/month order from the data, converts rows through the mapping and sends
 rows it cannot convert to quarantine with file, row, column, value and reason.
+Rows of one entity's files may also give records of others (``[entities.person.also_from.deal]``,
+docs/mappings.md): those are written once per id per run, and their entity completes after every
+file feeding it.
 
 Config::
 
