@@ -72,7 +72,7 @@ _FIELD_KEYS = {"column", "path", "value", "parse", "lookup", "default", "require
                "template", "split", "pattern", "pick", "when", "columns", "derive"}
 #: Keys of an ``[entities.<name>]`` table, and of an ``[entities.<name>.also_from.<entity>]`` table.
 _ENTITY_KEYS = {"match", "id", "fields", "custom", "also_from"}
-_ALSO_KEYS = {"id", "fields", "custom"}
+_ALSO_KEYS = {"id", "fields", "custom", "if"}
 _CASE_KEYS = {"if", "value", "column"}
 
 
@@ -225,8 +225,10 @@ class EntityMapping:
     _default_coercers: list[Any] = field(default_factory=list, repr=False)
     _convert: Callable[[dict[str, Any], str], Record | Rejection] | None = field(default=None, repr=False)
     _id_spec: FieldSpec | None = field(default=None, repr=False)
-    #: For a secondary mapping (``[entities.person.also_from.deal]``): the entity whose files' rows it reads.
+    #: For a secondary mapping (``[entities.person.also_from.deal]``): the entity whose files' rows it reads,
+    #: and its ``if`` (the columns it tests, and the test): only rows where it holds give a record.
     also_from: str | None = None
+    row_filter: tuple[tuple[str, ...], Callable[[dict[str, Any]], bool]] | None = None
 
     def matches(self, filename: str) -> bool:
         lowered = filename.lower()
@@ -248,6 +250,8 @@ class EntityMapping:
         """The headers this mapping reads, in file order (the raw form kept of a secondary record)."""
         header_list = list(headers)
         wanted = set(self.columns())
+        if self.row_filter is not None:
+            wanted.update(self.row_filter[0])
         specs = [self.id_spec, *self.fields, *self.custom]
         wanted.update(spec.path[0] for spec in specs if spec.path)
         for spec in specs:
@@ -928,8 +932,9 @@ def compile_mapping(
         problems += [f"{prefix}.{k}: unknown key" for k in sorted(extra)]
         match = body.get("match", [f"*{ename}*"])
         match = [match] if isinstance(match, str) else match
-        compiled = _compile_entity(ename, cls, body, prefix, name, lookups, settings, problems, match)
-        if compiled is not None:
+        if set(body) == {"also_from"}:
+            pass  # only read from other entities' files: no file is matched to it
+        elif (compiled := _compile_entity(ename, cls, body, prefix, name, lookups, settings, problems, match)):
             entities[ename] = compiled
         also_from = body.get("also_from", {})
         if not isinstance(also_from, dict):
@@ -945,15 +950,21 @@ def compile_mapping(
                 problems.append(f"{here}: the mapping has no [entities.{primary}] whose files could give a "
                                 f"{ename} (declare it, or use one of: {', '.join(k for k in declared if k != ename)})")
                 continue
+            if isinstance(declared[primary], dict) and set(declared[primary]) == {"also_from"}:
+                problems.append(f"{here}: no file is matched to {primary} (its table has only also_from); give "
+                                f"[entities.{primary}] a match and id")
+                continue
             if not isinstance(sub, dict):
                 problems.append(f"{here}: must be a table with id and fields")
                 continue
             for key in sorted(set(sub) - _ALSO_KEYS):
                 hint = f" (files are matched to {primary} by [entities.{primary}].match)" if key == "match" else ""
-                problems.append(f"{here}.{key}: unknown key{hint}; expected id, fields, custom")
+                problems.append(f"{here}.{key}: unknown key{hint}; expected id, fields, custom, if")
+            row_filter = compile_conditions(sub["if"], here, problems) if "if" in sub else None
             secondary = _compile_entity(ename, cls, sub, here, name, lookups, settings, problems, [])
             if secondary is not None:
                 secondary.also_from = primary
+                secondary.row_filter = row_filter
                 also.setdefault(primary, []).append(secondary)
     if problems:
         raise MappingError(f"{where}: " + "; ".join(problems))

@@ -297,3 +297,46 @@ def test_a_mapping_with_also_from_lists_it_under_the_entity_whose_files_it_reads
     (person,) = m.also["deal"]
     assert (person.entity, person.also_from, person.match) == ("person", "deal", [])
     assert m.entity_for_file("deals.csv").entity == "deal"  # file matching is unchanged
+
+
+CONTACTS_MAPPING = """
+[entities.person]
+match = ["*contacts*"]
+id = "Record ID"
+[entities.person.fields]
+name = "Name"
+
+[entities.lead.also_from.person]
+if = { column = "Lifecycle Stage", is = "Lead" }
+id = { template = "contact-{Record ID}" }
+[entities.lead.also_from.person.fields]
+title = { column = "Name", required = true }
+person_id = "Record ID"
+"""
+
+
+@READER_PATHS
+def test_a_contacts_export_also_loads_as_leads_only_the_rows_whose_if_holds(tmp_path, parallel):
+    (tmp_path / "m.toml").write_text(CONTACTS_MAPPING, encoding="utf-8")
+    (tmp_path / "contacts.csv").write_text(
+        "Record ID,Name,Lifecycle Stage\n1,Ann,Lead\n2,Bob,Customer\n3,Cy, lead \n4,,Lead\n", encoding="utf-8")
+    config = parse_config({"warehouse": {"path": str(tmp_path / "w.db")}, "sources": {"hs": {
+        "type": "spreadsheet", "path": "contacts.csv", "mapping": "m.toml"}}}, path=tmp_path / "c.toml", environ={})
+    summary = run_sync(config, parallel=parallel)
+    db = sqlite3.connect(tmp_path / "w.db")
+    assert db.execute("select source_id, title, person_id from leads order by source_id").fetchall() == [
+        ("contact-1", "Ann", "1"), ("contact-3", "Cy", "3")]
+    assert db.execute("select count(*) from persons").fetchone() == (4,)
+    assert db.execute('select entity, line, "column" from quarantine').fetchall() == [("lead", 5, "Name")]
+    assert_read_is_loaded_plus_quarantined(summary)
+    (leads,) = [e for e in summary.entities if e.entity == "lead"]
+    assert (leads.read, leads.inserted, leads.quarantined) == (3, 2, 1)
+
+
+def test_an_also_from_if_is_checked_like_a_when_condition():
+    with pytest.raises(MappingError, match=r"entities.lead.also_from.person.if.column: the column to test"):
+        compile_toml({"person": {"id": "ID"}, "lead": {"id": "LID", "fields": {"title": "T"}, "also_from": {
+            "person": {"if": {"is": "Lead"}, "id": "ID", "fields": {"title": "Name"}}}}})
+    with pytest.raises(MappingError, match=r"entities.person.also_from.lead: no file is matched to lead"):
+        compile_toml({"lead": {"also_from": {"person": {"id": "ID", "fields": {"title": "T"}}}},
+                      "person": {"id": "PID", "also_from": {"lead": {"id": "X"}}}})

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from crmsync.errors import ConfigError, InputError
 from crmsync.mapping import EntityMapping, Rejection, load_mapping
+from crmsync.mapping_exprs import CellFailed
 from crmsync.model import ENTITIES, Record
 from crmsync.source import EntityComplete, Item, Notice, Source, StrictOptions
 from crmsync.values import DateOrderDetector, is_blank
@@ -158,8 +159,9 @@ class SpreadsheetSource(Source):
         with self._open(path) as table:
             headers = table.headers
             if not em.has_id_columns(headers):
+                id_columns = " / ".join(em.id_spec.candidates()) or str(em.id_spec.column)
                 raise InputError(
-                    f"{path}: id column {em.id_spec.column!r} of {em.entity} (mapping {em.mapping_name!r}) not "
+                    f"{path}: id column {id_columns!r} of {em.entity} (mapping {em.mapping_name!r}) not "
                     f"found; columns are: {', '.join(headers)}"
                 )
             for column in em.missing_columns(headers):
@@ -204,6 +206,14 @@ class SpreadsheetSource(Source):
                     yield result.at(file=row.file, sheet=row.sheet, line=row.line)
                 for sm, columns in also:
                     cells = {c: row.values[c] for c in columns if c in row.values}
+                    try:
+                        if sm.row_filter is not None and not sm.row_filter[1](cells):
+                            continue  # its `if` does not hold: this row has no such record
+                    except CellFailed as exc:
+                        yield _quarantine(name, sm.entity, row, exc.column, exc.raw,
+                                          f"{exc.reason} (the `if` of [entities.{sm.entity}.also_from.{em.entity}])",
+                                          raw=cells)
+                        continue
                     if sm.row_id(cells) is None:
                         continue  # no person on this row: nothing to load, nothing wrong
                     second = sm.convert(cells, name)
