@@ -51,7 +51,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from enum import Enum
-from functools import partial
+from functools import lru_cache, partial
 from importlib import resources
 from pathlib import Path
 from types import UnionType
@@ -115,8 +115,19 @@ def derive_key(row: dict[str, Any], columns: tuple[str, ...]) -> str | None:
     >>> derive_key({"Email": "n/a", "Name": " José  Muñoz "}, ("Email", "Name"))
     'jose munoz'
     """
-    for column in columns:
-        text = values.parse_text(row.get(column))
+    cells = tuple(row.get(column) for column in columns)
+    try:
+        return _derive(cells)
+    except TypeError:  # an unhashable cell (not from a spreadsheet): not remembered
+        return _derive.__wrapped__(cells)
+
+
+@lru_cache(maxsize=1 << 16)
+def _derive(cells: tuple[Any, ...]) -> str | None:
+    """:func:`derive_key` of the cells themselves, remembered: a person's email is on every row of their
+    deals, and checking an address costs more than the rest of the row."""
+    for cell in cells:
+        text = values.parse_text(cell)
         if text is None:
             continue
         if "@" not in text:

@@ -168,6 +168,25 @@ def test_the_same_person_on_several_rows_with_different_values_keeps_the_last_ro
 
 
 @READER_PATHS
+def test_a_person_repeated_with_the_same_cells_is_converted_once_and_counted_once(tmp_path, parallel, monkeypatch):
+    from crmsync.mapping import EntityMapping
+    converted: list[str] = []
+    convert = EntityMapping.convert
+
+    def counting(self, row, source):
+        converted.append(self.entity)
+        return convert(self, row, source)
+
+    monkeypatch.setattr(EntityMapping, "convert", counting)
+    deals = HEADER + "".join(f"{i},Deal {i},Ana Ruiz,ana@acme.com,2021-01-05,Acme\n" for i in range(1, 21))
+    run = Run(tmp_path, {"deals.csv": deals}, parallel)
+    if not parallel:  # the forked reader's calls are not seen here
+        assert converted.count("person") == 1 and converted.count("deal") == 20
+    assert [(run.counts(e).read, run.counts(e).inserted) for e in ("deal", "person", "organization")] == [
+        (20, 20), (1, 1), (1, 1)]
+
+
+@READER_PATHS
 def test_rerunning_the_same_deals_export_reports_every_record_unchanged(tmp_path, parallel):
     run = Run(tmp_path, {"deals.csv": DEALS}, parallel)
     run.again()

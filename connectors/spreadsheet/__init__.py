@@ -214,8 +214,11 @@ class SpreadsheetSource(Source):
                                           f"{exc.reason} (the `if` of [entities.{sm.entity}.also_from.{em.entity}])",
                                           raw=cells)
                         continue
-                    if sm.row_id(cells) is None:
+                    source_id = sm.row_id(cells)
+                    if source_id is None:
                         continue  # no person on this row: nothing to load, nothing wrong
+                    if run.repeats(sm.entity, source_id, cells, row):
+                        continue  # the same cells as the record kept for this id: nothing to convert
                     second = sm.convert(cells, name)
                     if isinstance(second, Rejection):
                         yield _quarantine(name, sm.entity, row, second.column, second.value,
@@ -223,7 +226,7 @@ class SpreadsheetSource(Source):
                                           f"{em.entity} itself is loaded unless quarantined for its own reason)",
                                           raw=cells)
                     else:
-                        run.secondary(second.at(file=row.file, sheet=row.sheet, line=row.line))
+                        run.secondary(second.at(file=row.file, sheet=row.sheet, line=row.line), cells)
 
     def _settle_date_orders(self, filename: str, table: Table, em: EntityMapping) -> Iterator[Notice]:
         """Decide D/M/Y vs M/D/Y per date column from its values, reading only until each is decided."""
@@ -273,7 +276,7 @@ class _Secondaries:
     """
 
     def __init__(self, entities: set[str]) -> None:
-        self._records: dict[str, dict[str, Record]] = {}
+        self._records: dict[str, dict[str, tuple[Record, dict[str, object]]]] = {}
         #: Ids given by files of the entity itself, kept only for entities that have secondaries.
         self._primary: dict[str, set[str]] = {entity: set() for entity in entities}
 
@@ -282,12 +285,20 @@ class _Secondaries:
         if seen is not None:
             seen.add(record.source_id)
 
-    def secondary(self, record: Record) -> None:
-        self._records.setdefault(record.entity, {})[record.source_id] = record
+    def secondary(self, record: Record, cells: dict[str, object]) -> None:
+        self._records.setdefault(record.entity, {})[record.source_id] = (record, cells)
+
+    def repeats(self, entity: str, source_id: str, cells: dict[str, object], row: SheetRow) -> bool:
+        """Whether the record kept for this id was read from the same cells (then it is this row's now)."""
+        kept = self._records.get(entity, {}).get(source_id)
+        if kept is None or kept[1] != cells:
+            return False
+        kept[0].at(file=row.file, sheet=row.sheet, line=row.line)
+        return True
 
     def records(self, entity: str) -> Iterator[Record]:
         primary = self._primary.get(entity, set())
-        for source_id, record in self._records.pop(entity, {}).items():
+        for source_id, (record, _) in self._records.pop(entity, {}).items():
             if source_id not in primary:
                 yield record
 
