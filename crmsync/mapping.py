@@ -27,6 +27,10 @@ A mapping file looks like::
     [lookups.deal_status]          # canonical value = [words used by the source]
     won = ["Won", "Ganado", "Closed Won"]
 
+Rows of one entity's files can also give records of another (a deals export's contact persons):
+``[entities.person.also_from.deal]`` holds that table's id and fields (:attr:`Mapping.also`), and
+``derive = [columns]`` builds a deterministic key when the export has no id for them.
+
 Fields that read more than one plain cell (templates, multi-value cells, ``when`` cases) are built by
 :mod:`crmsync.mapping_exprs` and only cost anything in mappings that use them (docs/mappings.md).
 
@@ -47,7 +51,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from enum import Enum
-from functools import partial
+from functools import lru_cache, partial
 from importlib import resources
 from pathlib import Path
 from types import UnionType
@@ -65,7 +69,10 @@ DATE_ORDERS = ("auto", "DMY", "MDY", "YMD")
 ON_MISSING = ("report", "quarantine", "keep")
 _RESERVED = frozenset({"source", "source_id", "custom", "raw", "first_run", "last_run"})
 _FIELD_KEYS = {"column", "path", "value", "parse", "lookup", "default", "required", "on_missing", "label",
-               "template", "split", "pattern", "pick", "when", "columns"}
+               "template", "split", "pattern", "pick", "when", "columns", "derive"}
+#: Keys of an ``[entities.<name>]`` table, and of an ``[entities.<name>.also_from.<entity>]`` table.
+_ENTITY_KEYS = {"match", "id", "fields", "custom", "also_from"}
+_ALSO_KEYS = {"id", "fields", "custom", "if"}
 _CASE_KEYS = {"if", "value", "column"}
 
 
@@ -93,6 +100,46 @@ def fold(text: str) -> str:
     """Case-, accent- and space-insensitive key for lookups: ``'  Ganádo '`` -> ``'ganado'``."""
     text = unicodedata.normalize("NFKD", text.strip().casefold())
     return " ".join("".join(ch for ch in text if not unicodedata.combining(ch)).split())
+
+
+def derive_key(row: dict[str, Any], columns: tuple[str, ...]) -> str | None:
+    """A deterministic key from the first of ``columns`` that is not blank on the row.
+
+    Why: denormalized exports (a deals file with its contact's columns) often carry no id of the
+    contact, so one is derived the same way on every row and every run. A cell holding an email
+    address gives its first valid address, lower-cased; any other cell gives its text folded (case,
+    accents and spacing ignored). Ids and names never contain ``@``, so the forms cannot collide.
+
+    >>> derive_key({"ID": "", "Email": "Jose@Acme.com, j@x.es", "Name": "José"}, ("ID", "Email", "Name"))
+    'jose@acme.com'
+    >>> derive_key({"Email": "n/a", "Name": " José  Muñoz "}, ("Email", "Name"))
+    'jose munoz'
+    """
+    cells = tuple(row.get(column) for column in columns)
+    try:
+        return _derive(cells)
+    except TypeError:  # an unhashable cell (not from a spreadsheet): not remembered
+        return _derive.__wrapped__(cells)
+
+
+@lru_cache(maxsize=1 << 16)
+def _derive(cells: tuple[Any, ...]) -> str | None:
+    """:func:`derive_key` of the cells themselves, remembered: a person's email is on every row of their
+    deals, and checking an address costs more than the rest of the row."""
+    for cell in cells:
+        text = values.parse_text(cell)
+        if text is None:
+            continue
+        if "@" not in text:
+            return fold(text)
+        for part in values.split_multi(text):
+            try:
+                email = values.normalize_email(part)
+            except ValueParseError:
+                continue
+            if email:
+                return email
+    return None
 
 
 def _resolve_tz(name: str, where: str) -> tzinfo:
@@ -129,10 +176,15 @@ class FieldSpec:
     cases: tuple[Case, ...] = ()
     #: ``columns = { pattern, key }``: every matching column of a file, as one ``{key: value}`` table.
     column_set: ColumnSet | None = None
+    #: ``derive = ["Person - ID", "Person - Email", "Deal - Contact person"]``: a deterministic key from
+    #: the first of these columns that is not blank on the row (see :func:`derive_key`).
+    derive: tuple[str, ...] = ()
 
     def candidates(self) -> tuple[str, ...]:
         if self.template is not None:
             return self.template.columns
+        if self.derive:
+            return self.derive
         return self.aliases or ((self.column,) if self.column is not None else ())
 
     def column_groups(self) -> list[tuple[str, ...]]:
@@ -184,10 +236,43 @@ class EntityMapping:
     _default_coercers: list[Any] = field(default_factory=list, repr=False)
     _convert: Callable[[dict[str, Any], str], Record | Rejection] | None = field(default=None, repr=False)
     _id_spec: FieldSpec | None = field(default=None, repr=False)
+    #: For a secondary mapping (``[entities.person.also_from.deal]``): the entity whose files' rows it reads,
+    #: and its ``if`` (the columns it tests, and the test): only rows where it holds give a record.
+    also_from: str | None = None
+    row_filter: tuple[tuple[str, ...], Callable[[dict[str, Any]], bool]] | None = None
 
     def matches(self, filename: str) -> bool:
         lowered = filename.lower()
         return any(fnmatch.fnmatch(lowered, pattern.lower()) for pattern in self.match)
+
+    def has_id_columns(self, headers: Iterable[str]) -> bool:
+        """Whether a file with these headers can give this entity's id (a derived id needs one of its columns)."""
+        present = set(headers)
+        spec = self.id_spec
+        if spec.template is not None:
+            return present.issuperset(spec.template.columns)
+        if spec.path:
+            return spec.path[0] in present
+        if spec.derive:
+            return bool(present.intersection(spec.derive))
+        return spec.column in present if not spec.aliases else bool(present.intersection(spec.aliases))
+
+    def read_columns(self, headers: Iterable[str]) -> list[str]:
+        """The headers this mapping reads, in file order (the raw form kept of a secondary record)."""
+        header_list = list(headers)
+        wanted = set(self.columns())
+        if self.row_filter is not None:
+            wanted.update(self.row_filter[0])
+        specs = [self.id_spec, *self.fields, *self.custom]
+        wanted.update(spec.path[0] for spec in specs if spec.path)
+        for spec in specs:
+            if spec.column_set is not None:
+                wanted.update(header for header, _ in spec.column_set.match(header_list))
+        return [h for h in header_list if h in wanted]
+
+    def row_id(self, row: dict[str, Any]) -> str | None:
+        """The id this row gives (``None`` when blank), without converting the row."""
+        return values.parse_text(self._get(self._id_spec or self.id_spec, row))
 
     def columns(self, parse: str | None = None) -> list[str]:
         """Columns this mapping may read, aliases included (optionally only those of one parse type)."""
@@ -309,6 +394,8 @@ class EntityMapping:
     def _get(spec: FieldSpec, row: dict[str, Any]) -> Any:
         if spec.template is not None:
             return spec.template.render(row)
+        if spec.derive:
+            return derive_key(row, spec.derive)
         if spec.column is not None:
             return row.get(spec.column)
         node: Any = row
@@ -739,6 +826,8 @@ class Mapping:
     path: Path | None
     description: str
     entities: dict[str, EntityMapping]
+    #: Secondary mappings by the entity whose files they read: ``{"deal": [<person from deal rows>]}``.
+    also: dict[str, list[EntityMapping]] = field(default_factory=dict)
 
     def entity(self, name: str) -> EntityMapping:
         return self.entities[name]
@@ -839,51 +928,97 @@ def compile_mapping(
         lookups[lname] = folded
 
     entities: dict[str, EntityMapping] = {}
-    for ename, body in data.get("entities", {}).items():
+    also: dict[str, list[EntityMapping]] = {}
+    declared = data.get("entities", {})
+    for ename, body in declared.items():
         prefix = f"entities.{ename}"
         cls = ENTITIES.get(ename)
         if cls is None:
             problems.append(f"{prefix}: unknown entity (expected one of {', '.join(ENTITIES)})")
             continue
-        extra = set(body) - {"match", "id", "fields", "custom"}
+        if not isinstance(body, dict):
+            problems.append(f"{prefix}: must be a table with match, id and fields")
+            continue
+        extra = set(body) - _ENTITY_KEYS
         problems += [f"{prefix}.{k}: unknown key" for k in sorted(extra)]
         match = body.get("match", [f"*{ename}*"])
         match = [match] if isinstance(match, str) else match
-        if "id" not in body:
-            problems.append(f"{prefix}.id: missing (the column holding each record's id)")
+        if set(body) == {"also_from"}:
+            pass  # only read from other entities' files: no file is matched to it
+        elif (compiled := _compile_entity(ename, cls, body, prefix, name, lookups, settings, problems, match)):
+            entities[ename] = compiled
+        also_from = body.get("also_from", {})
+        if not isinstance(also_from, dict):
+            problems.append(f"{prefix}.also_from: must be tables like [{prefix}.also_from.deal] with id and "
+                            f"fields (the columns of those files that give a {ename})")
             continue
-        id_spec = _field_spec("source_id", body["id"], cls, lookups, f"{prefix}.id", problems, id_field=True)
-        fields = []
-        for fname, spec in body.get("fields", {}).items():
-            if fname not in cls.model_fields or fname in _RESERVED:
-                problems.append(f"{prefix}.fields.{fname}: {ename} has no such field")
+        for primary, sub in also_from.items():
+            here = f"{prefix}.also_from.{primary}"
+            if primary == ename:
+                problems.append(f"{here}: an entity cannot be read also from its own files (remove it)")
                 continue
-            # A list of tables gives several columns for one field (emails from "Email" and "Email 2");
-            # a list of names gives alternative names of one column, except for emails and phones, where
-            # every named column is read.
-            if isinstance(spec, list) and all(isinstance(x, str) for x in spec) and fname not in ("emails", "phones"):
-                spec = {"column": spec}
-            for i, one in enumerate(spec if isinstance(spec, list) else [spec]):
-                where_f = f"{prefix}.fields.{fname}" + (f"[{i}]" if isinstance(spec, list) else "")
-                compiled = _field_spec(fname, one, cls, lookups, where_f, problems)
-                if compiled:
-                    fields.append(compiled)
-        for required in _required_fields(cls):
-            if required not in {f.name for f in fields}:
-                problems.append(f"{prefix}.fields.{required}: required by the {ename} entity but not mapped")
-        custom = []
-        for cname, spec in body.get("custom", {}).items():
-            compiled = _field_spec(cname, spec, None, lookups, f"{prefix}.custom.{cname}", problems)
-            if compiled:
-                custom.append(compiled)
-        if id_spec:
-            entities[ename] = EntityMapping(
-                entity=ename, mapping_name=name, match=match, id_spec=id_spec, fields=fields,
-                custom=custom, lookups=lookups, settings=settings, record_cls=cls,
-            )
+            if primary not in declared:
+                problems.append(f"{here}: the mapping has no [entities.{primary}] whose files could give a "
+                                f"{ename} (declare it, or use one of: {', '.join(k for k in declared if k != ename)})")
+                continue
+            if isinstance(declared[primary], dict) and set(declared[primary]) == {"also_from"}:
+                problems.append(f"{here}: no file is matched to {primary} (its table has only also_from); give "
+                                f"[entities.{primary}] a match and id")
+                continue
+            if not isinstance(sub, dict):
+                problems.append(f"{here}: must be a table with id and fields")
+                continue
+            for key in sorted(set(sub) - _ALSO_KEYS):
+                hint = f" (files are matched to {primary} by [entities.{primary}].match)" if key == "match" else ""
+                problems.append(f"{here}.{key}: unknown key{hint}; expected id, fields, custom, if")
+            row_filter = compile_conditions(sub["if"], here, problems) if "if" in sub else None
+            secondary = _compile_entity(ename, cls, sub, here, name, lookups, settings, problems, [])
+            if secondary is not None:
+                secondary.also_from = primary
+                secondary.row_filter = row_filter
+                also.setdefault(primary, []).append(secondary)
     if problems:
         raise MappingError(f"{where}: " + "; ".join(problems))
-    return Mapping(name=name, path=path, description=head.get("description", ""), entities=entities)
+    return Mapping(name=name, path=path, description=head.get("description", ""), entities=entities, also=also)
+
+
+def _compile_entity(ename: str, cls: type[Record], body: dict[str, Any], prefix: str, name: str,
+                    lookups: dict[str, dict[str, str]], settings: ParseSettings, problems: list[str],
+                    match: list[str]) -> EntityMapping | None:
+    """One ``[entities.<name>]`` table (or one of its ``also_from`` tables): id, fields and custom fields."""
+    if "id" not in body:
+        problems.append(f"{prefix}.id: missing (the column holding each record's id, or derive = [columns])")
+        return None
+    id_spec = _field_spec("source_id", body["id"], cls, lookups, f"{prefix}.id", problems, id_field=True)
+    fields = []
+    for fname, spec in body.get("fields", {}).items():
+        if fname not in cls.model_fields or fname in _RESERVED:
+            problems.append(f"{prefix}.fields.{fname}: {ename} has no such field")
+            continue
+        # A list of tables gives several columns for one field (emails from "Email" and "Email 2");
+        # a list of names gives alternative names of one column, except for emails and phones, where
+        # every named column is read.
+        if isinstance(spec, list) and all(isinstance(x, str) for x in spec) and fname not in ("emails", "phones"):
+            spec = {"column": spec}
+        for i, one in enumerate(spec if isinstance(spec, list) else [spec]):
+            where_f = f"{prefix}.fields.{fname}" + (f"[{i}]" if isinstance(spec, list) else "")
+            compiled = _field_spec(fname, one, cls, lookups, where_f, problems)
+            if compiled:
+                fields.append(compiled)
+    for required in _required_fields(cls):
+        if required not in {f.name for f in fields}:
+            problems.append(f"{prefix}.fields.{required}: required by the {ename} entity but not mapped")
+    custom = []
+    for cname, spec in body.get("custom", {}).items():
+        compiled = _field_spec(cname, spec, None, lookups, f"{prefix}.custom.{cname}", problems)
+        if compiled:
+            custom.append(compiled)
+    if not id_spec:
+        return None
+    return EntityMapping(
+        entity=ename, mapping_name=name, match=match, id_spec=id_spec, fields=fields,
+        custom=custom, lookups=lookups, settings=settings, record_cls=cls,
+    )
 
 
 def _required_fields(cls: type[Record]) -> list[str]:
@@ -955,12 +1090,13 @@ def _field_spec(
     for key in sorted(set(spec) - _FIELD_KEYS):
         problems.append(f"{where}.{key}: unknown key (expected one of {', '.join(sorted(_FIELD_KEYS))})")
     column, path = spec.get("column"), spec.get("path")
-    given = [k for k in ("column", "path", "value", "template", "columns") if k in spec]
+    given = [k for k in ("column", "path", "value", "template", "columns", "derive") if k in spec]
     if id_field and any(k in spec for k in ("value", "when", "split", "pattern", "pick")):
         problems.append(f"{where}: an id is read with column, path or template (not value, when or split)")
         return None
     if len(given) > 1 or (not given and "when" not in spec):
-        what = "column, path or template" if id_field else "column, path, template or value (a constant)"
+        what = ("column, path, template or derive" if id_field
+                else "column, path, template, derive or value (a constant)")
         problems.append(f"{where}: give exactly one of {what}" + ("" if id_field else ", or when cases"))
         return None
     column_set = None
@@ -981,6 +1117,20 @@ def _field_spec(
         if column_set is None:
             return None
         spec = {**spec, "parse": spec.get("parse") or value_kind}
+    derive: tuple[str, ...] = ()
+    if "derive" in spec:
+        names = spec["derive"]
+        if not isinstance(names, list) or not names or not all(isinstance(c, str) and c for c in names):
+            problems.append(f"{where}.derive: a non-empty list of column names, like derive = [\"Person - Email\", "
+                            "\"Person - Name\"]")
+            return None
+        if any(k in spec for k in ("when", "split", "pattern", "pick")):
+            problems.append(f"{where}.derive: cannot be combined with when/split/pattern/pick")
+            return None
+        if not id_field and (spec.get("parse") not in (None, "text", "id") or _kind_for(cls, name) != "text"):
+            problems.append(f"{where}.derive: gives a text key; {name} is not a text field")
+            return None
+        derive = tuple(names)
     template = None
     if "template" in spec:
         template = Template.parse(spec["template"], where, problems)
@@ -1078,6 +1228,7 @@ def _field_spec(
                 if sub is not None:
                     cases.append(Case(test=test, columns=columns, spec=sub))
     return FieldSpec(
+        derive=derive,
         column_set=column_set,
         template=template,
         extract=extract,

@@ -204,8 +204,8 @@ def test_constant_for_an_enum_field_is_checked_and_canonical():
 
 
 def test_a_field_needs_exactly_one_of_column_path_or_value():
-    with pytest.raises(MappingError,
-                       match=r"entities.deal.fields.currency: give exactly one of column, path, template or value"):
+    with pytest.raises(MappingError, match=r"entities.deal.fields.currency: give exactly one of column, path, "
+                                           r"template, derive or value"):
         mapping(deal={"id": "ID", "fields": {"title": "T", "currency": {"default": "EUR"}}})
 
 

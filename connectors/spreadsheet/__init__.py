@@ -5,6 +5,9 @@ The reader (:mod:`.reader`) copes with encodings, delimiters and layout; this
 module decides which file holds which entity, settles each date column's
 day/month order from the data, converts rows through the mapping and sends
 rows it cannot convert to quarantine with file, row, column, value and reason.
+Rows of one entity's files may also give records of others (``[entities.person.also_from.deal]``,
+docs/mappings.md): those are written once per id per run, and their entity completes after every
+file feeding it.
 
 Config::
 
@@ -21,12 +24,14 @@ from __future__ import annotations
 
 import glob
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 from crmsync.errors import ConfigError, InputError
 from crmsync.mapping import EntityMapping, Rejection, load_mapping
-from crmsync.model import ENTITIES
+from crmsync.mapping_exprs import CellFailed
+from crmsync.model import ENTITIES, Record
 from crmsync.source import EntityComplete, Item, Notice, Source, StrictOptions
 from crmsync.values import DateOrderDetector, is_blank
 from crmsync.warehouse import QuarantineRow
@@ -103,41 +108,83 @@ class SpreadsheetSource(Source):
             by_entity.setdefault(entity, []).append(path)
         # Exports without a stage list of their own get one derived from their deals.
         catalog = StageCatalog(self.name) if "stage" not in by_entity and "pipeline" not in by_entity else None
+        # Which entities each entity's files feed: its own, and those declared with also_from it.
+        secondaries = {e: mapping.also.get(e, []) for e in by_entity}
+        feeds: dict[str, set[str]] = {}
+        for entity in by_entity:
+            feeds.setdefault(entity, set()).add(entity)
+            for sm in secondaries[entity]:
+                feeds.setdefault(sm.entity, set()).add(entity)
+        run = _Secondaries({sm.entity for ems in secondaries.values() for sm in ems})
+        read: set[str] = set()
+        completed: set[str] = set()
         for entity in ENTITIES:  # parents before children
-            if entity not in by_entity:
-                continue
-            em = mapping.entity(entity)
-            for path in by_entity[entity]:
-                yield from self._read_file(path, em, catalog if entity == "deal" else None)
-            for (field, value), count in sorted(em.unmapped.items()):
-                yield Notice(
-                    "unmapped_value",
-                    f"{entity}.{field}: {value!r} is not in mapping {mapping.name!r}; add it to its lookup",
-                    count,
-                )
-            em.unmapped.clear()
-            yield EntityComplete(entity)
-            if entity == "deal" and catalog is not None:
-                yield from catalog.records()
-                yield EntityComplete("pipeline")
-                yield EntityComplete("stage")
+            if entity in by_entity:
+                em = mapping.entity(entity)
+                for path in by_entity[entity]:
+                    yield from self._read_file(path, em, catalog if entity == "deal" else None,
+                                               secondaries[entity], run)
+                read.add(entity)
+            # An entity is complete once every file feeding it is read: one fed by the rows of a
+            # later entity's files (persons from deals) completes after those files.
+            for done in ENTITIES:
+                if done in completed or done not in feeds or not feeds[done] <= read:
+                    continue
+                completed.add(done)
+                yield from run.records(done)
+                ems = ([mapping.entity(done)] if done in by_entity else []) + [
+                    sm for e in by_entity for sm in secondaries[e] if sm.entity == done]
+                unmapped: Counter[tuple[str, str]] = Counter()
+                for one in ems:
+                    unmapped.update(one.unmapped)
+                    one.unmapped.clear()
+                for (field, value), count in sorted(unmapped.items()):
+                    yield Notice(
+                        "unmapped_value",
+                        f"{done}.{field}: {value!r} is not in mapping {mapping.name!r}; add it to its lookup",
+                        count,
+                    )
+                yield EntityComplete(done)
+                if done == "deal" and catalog is not None:
+                    yield from catalog.records()
+                    yield EntityComplete("pipeline")
+                    yield EntityComplete("stage")
 
     def _open(self, path: Path) -> Table:
         o = self.options
         return open_table(path, sheet=o.sheet, encoding=o.encoding, delimiter=o.delimiter, header_row=o.header_row)
 
-    def _read_file(self, path: Path, em: EntityMapping, catalog: StageCatalog | None) -> Iterator[Item]:
+    def _read_file(self, path: Path, em: EntityMapping, catalog: StageCatalog | None,
+                   secondaries: list[EntityMapping], run: _Secondaries) -> Iterator[Item]:
         with self._open(path) as table:
             headers = table.headers
-            if em.id_spec.column not in headers:
+            if not em.has_id_columns(headers):
+                id_columns = " / ".join(em.id_spec.candidates()) or str(em.id_spec.column)
                 raise InputError(
-                    f"{path}: id column {em.id_spec.column!r} of {em.entity} (mapping {em.mapping_name!r}) not "
+                    f"{path}: id column {id_columns!r} of {em.entity} (mapping {em.mapping_name!r}) not "
                     f"found; columns are: {', '.join(headers)}"
                 )
             for column in em.missing_columns(headers):
                 yield Notice("missing_column", f"{path.name}: column {column!r} of the mapping is not in the file")
             yield from self._settle_date_orders(path.name, table, em)
         em.bind(headers)
+        # Secondary entities of this file (persons on deal rows): only those whose id columns it has.
+        also: list[tuple[EntityMapping, list[str]]] = []
+        for sm in secondaries:
+            if not sm.has_id_columns(headers):
+                columns = " / ".join(sm.id_spec.candidates()) or str(sm.id_spec.column)
+                yield Notice("missing_column", f"{path.name}: no {sm.entity} is read from this file: it has no id "
+                             f"column ({columns}) of [entities.{sm.entity}.also_from.{em.entity}]")
+                continue
+            for column in sm.missing_columns(headers):
+                yield Notice("missing_column", f"{path.name}: column {column!r} of the mapping "
+                             f"([entities.{sm.entity}.also_from.{em.entity}]) is not in the file")
+            with self._open(path) as table:
+                yield from self._settle_date_orders(path.name, table, sm)
+            sm.bind(headers)
+            # A secondary record keeps as raw only the columns its mapping reads: the same person
+            # on a later deal row is then unchanged, not updated because the deal columns differ.
+            also.append((sm, sm.read_columns(headers)))
         name = self.name
         with self._open(path) as table:
             for row in table:
@@ -155,7 +202,31 @@ class SpreadsheetSource(Source):
                 else:
                     if catalog is not None:
                         catalog.attach(result)
+                    run.primary(result)
                     yield result.at(file=row.file, sheet=row.sheet, line=row.line)
+                for sm, columns in also:
+                    cells = {c: row.values[c] for c in columns if c in row.values}
+                    try:
+                        if sm.row_filter is not None and not sm.row_filter[1](cells):
+                            continue  # its `if` does not hold: this row has no such record
+                    except CellFailed as exc:
+                        yield _quarantine(name, sm.entity, row, exc.column, exc.raw,
+                                          f"{exc.reason} (the `if` of [entities.{sm.entity}.also_from.{em.entity}])",
+                                          raw=cells)
+                        continue
+                    source_id = sm.row_id(cells)
+                    if source_id is None:
+                        continue  # no person on this row: nothing to load, nothing wrong
+                    if run.repeats(sm.entity, source_id, cells, row):
+                        continue  # the same cells as the record kept for this id: nothing to convert
+                    second = sm.convert(cells, name)
+                    if isinstance(second, Rejection):
+                        yield _quarantine(name, sm.entity, row, second.column, second.value,
+                                          f"{second.reason} (the {sm.entity} of this {em.entity} row; the "
+                                          f"{em.entity} itself is loaded unless quarantined for its own reason)",
+                                          raw=cells)
+                    else:
+                        run.secondary(second.at(file=row.file, sheet=row.sheet, line=row.line), cells)
 
     def _settle_date_orders(self, filename: str, table: Table, em: EntityMapping) -> Iterator[Notice]:
         """Decide D/M/Y vs M/D/Y per date column from its values, reading only until each is decided."""
@@ -196,7 +267,43 @@ class SpreadsheetSource(Source):
                              f"month both ≤ 12); read as {fallback} — set date_order to choose")
 
 
+class _Secondaries:
+    """Records of secondary entities (persons read from deal rows), one per id for the whole run.
+
+    Why buffered: the same person is on every row of each of their deals, and a run may write an id
+    only once, so the last row that converts wins and the record is written when its entity
+    completes. An id a file of the entity itself gave (the people file) is not overwritten.
+    """
+
+    def __init__(self, entities: set[str]) -> None:
+        self._records: dict[str, dict[str, tuple[Record, dict[str, object]]]] = {}
+        #: Ids given by files of the entity itself, kept only for entities that have secondaries.
+        self._primary: dict[str, set[str]] = {entity: set() for entity in entities}
+
+    def primary(self, record: Record) -> None:
+        seen = self._primary.get(record.entity)
+        if seen is not None:
+            seen.add(record.source_id)
+
+    def secondary(self, record: Record, cells: dict[str, object]) -> None:
+        self._records.setdefault(record.entity, {})[record.source_id] = (record, cells)
+
+    def repeats(self, entity: str, source_id: str, cells: dict[str, object], row: SheetRow) -> bool:
+        """Whether the record kept for this id was read from the same cells (then it is this row's now)."""
+        kept = self._records.get(entity, {}).get(source_id)
+        if kept is None or kept[1] != cells:
+            return False
+        kept[0].at(file=row.file, sheet=row.sheet, line=row.line)
+        return True
+
+    def records(self, entity: str) -> Iterator[Record]:
+        primary = self._primary.get(entity, set())
+        for source_id, (record, _) in self._records.pop(entity, {}).items():
+            if source_id not in primary:
+                yield record
+
+
 def _quarantine(source: str, entity: str, row: SheetRow, column: str | None, value: object,
-                reason: str) -> QuarantineRow:
+                reason: str, raw: dict[str, object] | None = None) -> QuarantineRow:
     return QuarantineRow(source=source, entity=entity, reason=reason, file=row.file, sheet=row.sheet,
-                         line=row.line, column=column, value=value, raw=row.values)
+                         line=row.line, column=column, value=value, raw=row.values if raw is None else raw)
