@@ -138,7 +138,8 @@ def test_second_sync_while_one_holds_the_warehouse_exits_5(example):
 
 
 def test_every_command_has_help_with_an_example():
-    commands = ["sync", "status", "init", "reconcile", "audit", "conversions", "history", "push", "migrate", "rollback", "pushlog"]
+    commands = ["sync", "status", "init", "reconcile", "audit", "conversions", "history", "push", "migrate",
+                "rollback", "pushlog"]
     for name in commands:
         result = invoke(name, "--help")
         assert result.exit_code == 0
