@@ -414,7 +414,8 @@ def test_pipedrive_leads_archived_flag_labels_and_uuid_ids(pipedrive):
     acme = pipedrive.row("leads", "55ebb4c0-536e-11ea-87d0-d1171b17f6a0")
     assert (acme["source_name"], acme["add_time"], acme["expected_close_date"]) == (
         "Web forms", "2021-02-20T15:05:00Z", "2021-06-30")
-    assert acme["custom"]["Contact email"] == "jose.munoz@acme.com"
+    assert (acme["contact_name"], acme["contact_email"], acme["org_name"]) == (
+        "José Muñoz", "jose.munoz@acme.com", "Acme Inc.")
 
 
 def test_pipedrive_xlsx_organizations_keep_typed_cells_spellings_and_mojibake(pipedrive):

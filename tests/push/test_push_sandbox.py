@@ -154,9 +154,9 @@ def test_each_vendor_export_preset_migrates_verifies_reruns_idle_and_rolls_back(
             inline = wh.conn.execute("SELECT COUNT(*) FROM leads WHERE source = ? AND person_id IS NULL AND "
                                      "org_name IS NOT NULL", (vendor,)).fetchone()[0]
         # Pipedrive refuses a lead with neither person nor organization: a lead carrying its contact inline
-        # (Salesforce, Zoho) gets one made from its columns; only leads with no contact at all are refused
+        # (Salesforce, Zoho, Pipedrive's leads export) gets one; only leads with no contact at all are refused
         assert {r["origin_id"] for r in v.get("rejected", {}).get("lead", [])} == unlinked
-        if vendor in ("salesforce", "zoho"):
+        if vendor in ("salesforce", "zoho", "pipedrive"):
             assert inline > 0 and v["counts"]["lead"]["rejected"] == 0
             with Warehouse.open(cfg.warehouse.path, write=False) as wh:
                 made = dict(wh.conn.execute("SELECT entity, COUNT(*) FROM id_map WHERE origin = ? AND origin_id "
