@@ -190,3 +190,50 @@ def test_cli_migrate_plans_then_applies_then_rolls_back(tmp_path):
         assert snapshot(b) == before
         wrong = runner.invoke(app, ["rollback", "1", "--config", str(cfg)])
         assert wrong.exit_code == 2 and "not a push or migrate run" in wrong.output
+
+
+SPREADSHEET_MIGRATE_SCRIPT = """
+import sys
+from crmsync.config import parse_config
+from crmsync.push import PushSettings, run_push
+examples, b_url, b_tok, db = sys.argv[1:5]
+cfg = parse_config({"warehouse": {"path": db}, "sources": {
+    "examples": {"type": "spreadsheet", "path": [examples + "/*.csv", examples + "/*.xlsx"], "mapping": "spreadsheet"},
+    "b": {"type": "pipedrive", "base_url": b_url, "api_token": b_tok, "history": False}}})
+run_push(cfg, PushSettings(origin="examples", target="b"), apply=True, command="migrate", notes=True)
+"""
+
+
+def test_a_spreadsheet_migration_killed_mid_way_and_rerun_creates_no_duplicates(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    examples = tmp_path / "examples"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples", examples)
+    with empty_company() as b:
+        cfg = make_config(tmp_path, ("b", b), extra={"examples": {
+            "type": "spreadsheet", "path": [str(examples / "*.csv"), str(examples / "*.xlsx")],
+            "mapping": "spreadsheet"}})
+        run_sync(cfg, only=["examples"], reconcile=True)
+        proc = subprocess.Popen([sys.executable, "-c", SPREADSHEET_MIGRATE_SCRIPT, str(examples), b.base_url,
+                                 b.api_token, str(cfg.warehouse.path)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and writes(b) < 30:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        killed_at = writes(b)
+        assert killed_at > 0
+        report = run_push(cfg, PushSettings(origin="examples", target="b"), apply=True, command="migrate",
+                          notes=True, verify=True)
+        assert writes(b) > killed_at  # it really stopped mid-way: the re-run had work left
+        assert report.verification["ok"], report.verification["counts"]
+        with sqlite3.connect(cfg.warehouse.path) as conn:
+            titles = sorted(t for (t,) in conn.execute(
+                "SELECT title FROM deals WHERE source = 'examples' AND removed_run IS NULL AND status != 'deleted'"))
+            dup = conn.execute("SELECT target_id, COUNT(*) FROM id_map GROUP BY target, entity, target_id "
+                               "HAVING COUNT(*) > 1").fetchall()
+        assert sorted(d[0] for d in snapshot(b)["deal"].values()) == titles
+        assert dup == []
