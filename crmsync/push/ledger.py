@@ -153,6 +153,14 @@ class Ledger:
         self.conn.execute("UPDATE push_log SET status = ?, target_id = COALESCE(?, target_id), error = ?, "
                           "target_update_time = ? WHERE id = ?", (status, target_id, error, update_time, log_id))
 
+    def refused_creates(self, target: str, origin: str, entity: str) -> dict[str, tuple[Any, str]]:
+        """Origin ids whose latest create the target refused: (the values sent, the API's error)."""
+        rows = self.conn.execute(
+            "SELECT origin_id, after, error FROM push_log WHERE id IN (SELECT MAX(id) FROM push_log WHERE target = ? "
+            "AND origin = ? AND entity = ? AND action = 'create' GROUP BY origin_id) AND status = 'rejected'",
+            (target, origin, entity))
+        return {origin_id: (json.loads(after) if after else None, error) for origin_id, after, error in rows}
+
     def run_log(self, run_id: int) -> list[dict[str, Any]]:
         cols = ("id", "run_id", "target", "entity", "origin", "origin_id", "target_id", "action", "before", "after",
                 "status", "target_update_time")

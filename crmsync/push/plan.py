@@ -208,7 +208,7 @@ class Planner:
         self.used_custom: dict[tuple[str, str], list[Any]] = {}
         self._origin_ids: dict[str, set[str]] = {}
         self._contacts: tuple[dict[str, dict[str, Record]], dict[str, dict[str, str]]] | None = None
-        self._refusals: dict[str, dict[str, tuple[str, str]]] = {}
+        self._refusals: dict[str, dict[str, tuple[Any, str]]] = {}
         self.pending = {(i["entity"], i["origin_id"]): i for i in ledger.pending_intents(settings.target)
                         if i["origin"] == settings.origin}
 
@@ -266,21 +266,12 @@ class Planner:
             if value is None:
                 value = inline.get(name)
             if name in REFS and value is not None:
-                ref_entity = REFS[name]
                 if self.s.same:
-                    out[name] = Ref(ref_entity, str(value))
-                elif ref_entity == "user":
-                    mapped_user = self.users.get(str(value))
-                    if mapped_user is None:
-                        self._notice(f"{entity}.owner_id: origin user {value} has no user with the same email in "
-                                     f"{self.s.target}; the target's default owner is used")
-                    else:
-                        out[name] = mapped_user
-                elif self._dangling(ref_entity, str(value)):
-                    self._notice(f"{entity}.{name}: origin {ref_entity} {value} is not in {self.s.origin} (never "
-                                 "read, quarantined or removed there); left empty")
+                    out[name] = Ref(REFS[name], str(value))
                 else:
-                    out[name] = Ref(ref_entity, str(value))
+                    translated = self._translate(f"{entity}.{name}", REFS[name], str(value))
+                    if translated is not None:
+                        out[name] = translated
                 continue
             if name in ("emails", "phones"):
                 out[name] = [{"value": (p.normalized if self.s.normalize and p.normalized else p.raw),
@@ -304,25 +295,34 @@ class Planner:
             definition = self.field_defs.get((owner, name))
             ref_entity = REF_FIELD_TYPES.get(definition.type or "") if definition else None
             if ref_entity and value is not None and not self.s.same:
-                ident = str(value.get("value") if isinstance(value, dict) else value)
-                if ref_entity == "user":
-                    value = self.users.get(ident)
-                    if value is None:
-                        self._notice(f"{entity}.custom.{name}: origin user {ident} has no user with the same email "
-                                     f"in {self.s.target}; left empty")
-                        continue
-                elif self._dangling(ref_entity, ident):
-                    self._notice(f"{entity}.custom.{name}: origin {ref_entity} {ident} is not in {self.s.origin}; "
-                                 "left empty")
+                value = self._translate(f"{entity}.custom.{name}", ref_entity,
+                                        str(value.get("value") if isinstance(value, dict) else value))
+                if value is None:
                     continue
-                else:
-                    value = Ref(ref_entity, ident)
             if not self.s.same and (owner, name) not in self.target_fields:
                 seen = self.used_custom.setdefault((owner, name), [])
                 if len(seen) < 1000:
                     seen.append(value)
             out[f"custom.{name}"] = value
         return out
+
+    def _translate(self, where: str, ref_entity: str, ident: str) -> Any:
+        """An origin reference as the target will hold it: a user mapped by email, or a :class:`Ref`.
+
+        ``None`` (and a notice) when it cannot point anywhere: the user has no namesake email in the
+        target, or the record is not in the origin (quarantined, removed); the target's default applies.
+        """
+        if ref_entity == "user":
+            mapped = self.users.get(ident)
+            if mapped is None:
+                self._notice(f"{where}: origin user {ident} has no user with the same email in {self.s.target}; "
+                             "left empty (the target's default applies)")
+            return mapped
+        if self._dangling(ref_entity, ident):
+            self._notice(f"{where}: origin {ref_entity} {ident} is not in {self.s.origin} (never read, quarantined "
+                         "or removed there); left empty")
+            return None
+        return Ref(ref_entity, ident)
 
     def _owned(self, entity: str, how: str) -> bool:
         """Whether a record found for a pending intent can be the interrupted create itself.
@@ -341,10 +341,7 @@ class Planner:
         if self.s.force:
             return None
         if entity not in self._refusals:
-            self._refusals[entity] = {o: (after, error) for o, after, error in self.conn.execute(
-                "SELECT origin_id, after, error FROM push_log WHERE id IN (SELECT MAX(id) FROM push_log WHERE "
-                "target = ? AND origin = ? AND entity = ? AND action = 'create' GROUP BY origin_id) AND status = "
-                "'rejected'", (self.s.target, self.s.origin, entity))}
+            self._refusals[entity] = self.ledger.refused_creates(self.s.target, self.s.origin, entity)
         last = self._refusals[entity].get(origin_id)
         if last is None:
             return None
@@ -355,7 +352,7 @@ class Planner:
                 if value is None:
                     continue  # the apply drops it too
             resolved[name] = value
-        return last[1] if json.loads(last[0] or "null") == json.loads(to_json(plain(resolved))) else None
+        return last[1] if last[0] == json.loads(to_json(plain(resolved))) else None
 
     def _dangling(self, entity: str, origin_id: str) -> bool:
         """A reference to a record the origin does not hold (a quarantined row, a purged person)."""

@@ -377,7 +377,8 @@ def verify_migration(wh: Warehouse, settings: PushSettings, sample: int = 5) -> 
         targets = {tid: t for tid, t in target.get_many(entity, [m.target_id for m in mapped.values()]).items()
                    if tid in live and not _is_dead(t)}
         present = {r.source_id for r in in_scope if r.source_id in mapped and mapped[r.source_id].target_id in targets}
-        refused = _refusals(wh.conn, settings, entity)
+        refused = {o: error for o, (_, error) in
+                   ledger.refused_creates(settings.target, settings.origin, entity).items()}
         rejected = {r.source_id: refused[r.source_id] for r in in_scope
                     if r.source_id not in present and r.source_id in refused}
         report["counts"][entity] = {"origin": len(in_scope), "in_target": len(present), "rejected": len(rejected),
@@ -428,14 +429,6 @@ def _is_dead(rec) -> bool:
     from .plan import _is_dead as dead
 
     return dead(rec)
-
-
-def _refusals(conn, settings: PushSettings, entity: str) -> dict[str, str]:
-    """Origin ids whose latest create was refused by the target, with the API's error."""
-    return {origin_id: error for origin_id, error in conn.execute(
-        "SELECT origin_id, error FROM push_log WHERE id IN (SELECT MAX(id) FROM push_log WHERE target = ? AND "
-        "origin = ? AND entity = ? AND action = 'create' GROUP BY origin_id) AND status = 'rejected'",
-        (settings.target, settings.origin, entity))}
 
 
 def _skipped(entity: str, rec) -> bool:
