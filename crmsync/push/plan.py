@@ -209,6 +209,7 @@ class Planner:
         self._origin_ids: dict[str, set[str]] = {}
         self._contacts: tuple[dict[str, dict[str, Record]], dict[str, dict[str, str]]] | None = None
         self._refusals: dict[str, dict[str, tuple[Any, str]]] = {}
+        self._maps: dict[str, dict[str, str]] = {}
         self.pending = {(i["entity"], i["origin_id"]): i for i in ledger.pending_intents(settings.target)
                         if i["origin"] == settings.origin}
 
@@ -224,6 +225,7 @@ class Planner:
         """
         mode = self.s.mode(entity)
         mapped = {} if self.s.same else self.ledger.id_map(self.s.target, entity, self.s.origin)
+        self._maps.clear()  # earlier entities may have been written since: read their ID maps again
         index = _Index(self, entity, mapped)
         wanted: set[str] = set()
         batch: list[Record] = []
@@ -306,6 +308,13 @@ class Planner:
             out[f"custom.{name}"] = value
         return out
 
+    def target_id(self, ref: Ref) -> str | None:
+        """The target id a :class:`Ref` resolves to now (one ID-map read per referenced entity per plan)."""
+        if ref.entity not in self._maps:
+            self._maps[ref.entity] = {o: m.target_id for o, m in
+                                      self.ledger.id_map(self.s.target, ref.entity, self.s.origin).items()}
+        return self._maps[ref.entity].get(ref.origin_id)
+
     def _translate(self, where: str, ref_entity: str, ident: str) -> Any:
         """An origin reference as the target will hold it: a user mapped by email, or a :class:`Ref`.
 
@@ -348,7 +357,7 @@ class Planner:
         resolved = {}
         for name, value in values.items():
             if isinstance(value, Ref):
-                value = self.ledger.target_id(self.s.target, value.entity, self.s.origin, value.origin_id)
+                value = self.target_id(value)
                 if value is None:
                     continue  # the apply drops it too
             resolved[name] = value
@@ -449,8 +458,7 @@ class Planner:
 
     def _same_value(self, name: str, have: Any, want: Any) -> bool:
         if isinstance(want, Ref):
-            resolved = want.origin_id if self.s.same else self.ledger.target_id(
-                self.s.target, want.entity, self.s.origin, want.origin_id)
+            resolved = want.origin_id if self.s.same else self.target_id(want)
             return resolved is not None and have is not None and str(have) == resolved
         return comparable(name, have) == comparable(name, want)
 
@@ -693,8 +701,7 @@ class _Index:
                 return [normalize_org_name(desired["name"])]
             if self.entity == "stage":
                 ref = desired.get("pipeline_id")
-                tid = (self.p.ledger.target_id(self.p.s.target, "pipeline", self.p.s.origin, ref.origin_id)
-                       if isinstance(ref, Ref) else None)
+                tid = self.p.target_id(ref) if isinstance(ref, Ref) else None
                 return [f"{tid}|{desired['name'].strip().lower()}"] if tid else []
             return [str(desired["name"]).strip().lower()]
         if key == "domain":
