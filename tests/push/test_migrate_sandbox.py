@@ -122,6 +122,16 @@ def test_sample_migrates_n_deals_with_their_persons_and_organizations(tmp_path):
         assert len(persons) == len(scope["person"])
 
 
+def _kill_after(proc: subprocess.Popen, sb: Sandbox, n: int) -> None:
+    """SIGKILL the migration once the target has answered ``n`` writes (it must still be running then)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and writes(sb) < n:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
 MIGRATE_SCRIPT = """
 import sys
 from crmsync.config import parse_config
@@ -141,12 +151,7 @@ def test_a_migration_killed_mid_way_and_rerun_creates_no_duplicates(tmp_path):
         proc = subprocess.Popen([sys.executable, "-c", MIGRATE_SCRIPT, a.base_url, a.api_token, b.base_url,
                                  b.api_token, str(cfg.warehouse.path)], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and writes(b) < 40:
-            assert proc.poll() is None, proc.stderr.read()
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        _kill_after(proc, b, 40)
         partial = snapshot(b)
         assert sum(len(v) for v in partial.values()) > 0
         report = run_push(cfg, PushSettings(origin="a", target="b"), apply=True, command="migrate", notes=True,
@@ -218,12 +223,7 @@ def test_a_spreadsheet_migration_killed_mid_way_and_rerun_creates_no_duplicates(
         proc = subprocess.Popen([sys.executable, "-c", SPREADSHEET_MIGRATE_SCRIPT, str(examples), b.base_url,
                                  b.api_token, str(cfg.warehouse.path)], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and writes(b) < 30:
-            assert proc.poll() is None, proc.stderr.read()
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        _kill_after(proc, b, 30)
         killed_at = writes(b)
         assert killed_at > 0
         report = run_push(cfg, PushSettings(origin="examples", target="b"), apply=True, command="migrate",
