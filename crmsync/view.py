@@ -55,6 +55,12 @@ class StoredRecords:
                 found[record.source_id] = record
         return found
 
+    def all(self, entity: str) -> Iterator[Record]:
+        """Every live record of ``entity`` (streamed: rebuilt a chunk at a time)."""
+        ids = list(self.ids(entity))
+        for start in range(0, len(ids), _CHUNK):
+            yield from self.get_many(entity, ids[start : start + _CHUNK]).values()
+
     def ids(self, entity: str, *, include_removed: bool = False) -> Iterator[str]:
         """Every stored id of ``entity`` for this source (streamed)."""
         sql = f'SELECT source_id FROM "{SPECS[entity].table}" WHERE source = ?'

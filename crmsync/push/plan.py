@@ -202,8 +202,8 @@ class Planner:
         self.plan_seen = plan_seen or {}
         self.notices: dict[str, int] = {}
         self.users = self._user_map()
-        self.field_defs = {(f.owner, f.name): f for f in self._records(self.origin, "custom_field")}
-        self.target_fields = {(f.owner, f.name) for f in self._records(self.target, "custom_field")}
+        self.field_defs = {(f.owner, f.name): f for f in self.origin.all("custom_field")}
+        self.target_fields = {(f.owner, f.name) for f in self.target.all("custom_field")}
         #: (owner, name) -> values seen in origin records (a bounded sample) for fields the target lacks
         self.used_custom: dict[tuple[str, str], list[Any]] = {}
         self._origin_ids: dict[str, set[str]] = {}
@@ -498,7 +498,7 @@ class Planner:
             live = set(self.origin.ids(entity))  # get_many would also return records removed since
             yield from self.origin.get_many(entity, sorted(scope & live)).values()
         else:
-            yield from self._records(self.origin, entity)
+            yield from self.origin.all(entity)
         if entity in ("person", "organization") and not self.s.same:
             yield from self._lead_contacts()[0][entity].values()
 
@@ -519,13 +519,13 @@ class Planner:
             return self._contacts
         scope = None if self.s.scope is None else self.s.scope.get("lead", set())
         leads = [r for r in (self.origin.get_many("lead", sorted(scope)).values() if scope is not None
-                             else self._records(self.origin, "lead"))
+                             else self.origin.all("lead"))
                  if not (r.person_id or r.org_id or _skip_reason("lead", r))
                  and (r.contact_name or r.contact_email or r.org_name)]
         if not leads:
             return self._contacts
-        by_email = {p.primary_email: p.source_id for p in self._records(self.origin, "person") if p.primary_email}
-        by_name = {normalize_org_name(o.name): o.source_id for o in self._records(self.origin, "organization")}
+        by_email = {p.primary_email: p.source_id for p in self.origin.all("person") if p.primary_email}
+        by_name = {normalize_org_name(o.name): o.source_id for o in self.origin.all("organization")}
         for lead in leads:
             link: dict[str, str] = {}
             if lead.org_name and normalize_org_name(lead.org_name):
@@ -551,21 +551,15 @@ class Planner:
             links[lead.source_id] = link
         return self._contacts
 
-    @staticmethod
-    def _records(stored: StoredRecords, entity: str) -> Iterator[Record]:
-        ids = list(stored.ids(entity))
-        for start in range(0, len(ids), 2000):
-            yield from stored.get_many(entity, ids[start:start + 2000]).values()
-
     def _user_map(self) -> dict[str, str]:
         """Origin user id -> target user id, by email (case-insensitive)."""
         if self.s.same:
             return {}
         by_email = {}
-        for u in self._records(self.target, "user"):
+        for u in self.target.all("user"):
             if u.email:
                 by_email.setdefault(u.email.strip().lower(), u.source_id)
-        return {u.source_id: by_email[u.email.strip().lower()] for u in self._records(self.origin, "user")
+        return {u.source_id: by_email[u.email.strip().lower()] for u in self.origin.all("user")
                 if u.email and u.email.strip().lower() in by_email}
 
     def _rename_stage(self, entity: str, rec: Record, out: dict[str, Any]) -> None:
@@ -632,7 +626,7 @@ class _Index:
         self.keys = planner.s.keys(entity)
         self.by: dict[str, dict[str, str]] = {k: {} for k in self.keys}
         self.by["key"] = {}
-        for r in planner._records(planner.target, entity):
+        for r in planner.target.all(entity):
             if _is_dead(r):
                 continue
             tid = r.source_id
