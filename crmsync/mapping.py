@@ -235,6 +235,8 @@ class EntityMapping:
     _required: list[str] = field(default_factory=list, repr=False)
     _default_coercers: list[Any] = field(default_factory=list, repr=False)
     _convert: Callable[[dict[str, Any], str], Record | Rejection] | None = field(default=None, repr=False)
+    _convert_fields: Callable[[dict[str, Any], str], dict[str, Any] | Rejection] | None = field(
+        default=None, repr=False)
     _id_spec: FieldSpec | None = field(default=None, repr=False)
     #: For a secondary mapping (``[entities.person.also_from.deal]``): the entity whose files' rows it reads,
     #: and its ``if`` (the columns it tests, and the test): only rows where it holds give a record.
@@ -364,7 +366,14 @@ class EntityMapping:
             (spec.name, coerce) for spec in self.fields
             if spec.default is not None and (coerce := _coercer(self.record_cls, spec.name)) is not None
         ]
-        self._convert = _compile_convert(self)
+        self._convert_fields = _compile_convert(self)
+        build = self.record_cls.build
+
+        def convert(row: dict[str, Any], source: str) -> Record | Rejection:
+            fields = self._convert_fields(row, source)
+            return fields if type(fields) is Rejection else build(fields)
+
+        self._convert = convert
 
     def convert(self, row: dict[str, Any], source: str) -> Record | Rejection:
         """Turn one raw row into a canonical record, or say why it cannot be one.
@@ -378,6 +387,20 @@ class EntityMapping:
             convert = self._convert
             assert convert is not None
         return convert(row, source)
+
+    def convert_fields(self, row: dict[str, Any], source: str) -> dict[str, Any] | Rejection:
+        """:meth:`convert` without building the record: its typed field values (defaulted fields
+        left out), for ``TableSpec.unfinished_fields``. The same steps; only ``Model.build`` is skipped.
+
+        >>> deals = load_mapping("spreadsheet").entity("deal")
+        >>> fields = deals.convert_fields({"ID": "7", "Title": "Big one", "Value": "1.500,00 €"}, "exports")
+        >>> fields["source_id"], fields["title"], fields["value"], fields["currency"]
+        ('7', 'Big one', Decimal('1500.00'), 'EUR')
+        """
+        if self._convert_fields is None:
+            self.bind()
+            assert self._convert_fields is not None
+        return self._convert_fields(row, source)
 
     def _constant(self, spec: FieldSpec, canonical_field: bool) -> Any:
         coerce = _coercer(self.record_cls, spec.name) if canonical_field else None
@@ -586,8 +609,8 @@ class _Memo:
 _MISS = object()
 
 
-def _compile_convert(em: EntityMapping) -> Callable[[dict[str, Any], str], Record | Rejection]:
-    """Generate ``convert(row, source)`` for a bound mapping: the loop of the original converter
+def _compile_convert(em: EntityMapping) -> Callable[[dict[str, Any], str], dict[str, Any] | Rejection]:
+    """Generate ``convert_fields(row, source)`` for a bound mapping: the loop of the original converter
     unrolled, one block per field, with constants baked in and memo look-ups inline.
 
     Why: a generic loop pays tuple unpacking, attribute look-ups and mode branches for every field
@@ -596,9 +619,9 @@ def _compile_convert(em: EntityMapping) -> Callable[[dict[str, Any], str], Recor
     """
     ns: dict[str, Any] = {
         "MISS": _MISS, "Rejection": Rejection, "ValueParseError": ValueParseError, "CellFailed": CellFailed,
-        "parse_text": values.parse_text, "BUILD": em.record_cls.build, "EMPTY_GET": {}.get,
+        "parse_text": values.parse_text, "EMPTY_GET": {}.get,
     }
-    lines = ["def convert(row, source):", "    row_get = row.get"]
+    lines = ["def convert_fields(row, source):", "    row_get = row.get"]
     add = lines.append
     id_spec = em._id_spec or em.id_spec
     if id_spec.column is not None:
@@ -759,14 +782,14 @@ def _compile_convert(em: EntityMapping) -> Callable[[dict[str, Any], str], Recor
         add(f"    if isinstance(value, str) and type(value) is not C{k}:")  # an enum member needs no coercion
         add(f"        data[{name!r}] = C{k}(value)")
     # Every value was produced by a typed parser (and coerced above), so the model is built without
-    # re-validating: validation costs more than all the parsing of a row together.
+    # re-validating (Model.build): validation costs more than all the parsing of a row together.
     # tests/test_mapping.py re-validates every record the mappings produce to keep this honest.
-    add("    return BUILD(data)")
+    add("    return data")
     source = "\n".join(lines) + "\n"
     exec(compile(source, f"<crmsync.mapping {em.mapping_name}.{em.entity}>", "exec"), ns)  # noqa: S102
-    convert = ns["convert"]
-    convert.__source__ = source  # for debugging: print(em._convert.__source__)
-    return convert
+    convert_fields = ns["convert_fields"]
+    convert_fields.__source__ = source  # for debugging: print(em._convert_fields.__source__)
+    return convert_fields
 
 
 def _missing_required(em: EntityMapping, spec: FieldSpec, row: dict[str, Any]) -> Rejection:

@@ -37,10 +37,17 @@ from typing import Any
 
 from crmsync.config import Config
 from crmsync.errors import ConfigError, CrmsyncError
-from crmsync.model import Record
-from crmsync.source import Checkpoint, EntityComplete, Notice, Source, SourceContext, load_connector
+from crmsync.source import (
+    Checkpoint,
+    EntityComplete,
+    Notice,
+    PreparedRows,
+    Source,
+    SourceContext,
+    load_connector,
+)
 from crmsync.view import StoredRecords
-from crmsync.warehouse import SPECS, QuarantineRow, Warehouse, finish_row, utcnow
+from crmsync.warehouse import QuarantineRow, Warehouse, finish_row, utcnow
 
 COUNT_NAMES = ("read", "inserted", "updated", "unchanged", "quarantined", "removed")
 #: ``CRMSYNC_PARALLEL=0`` reads every source in the writing process (see :func:`run_sync`).
@@ -126,16 +133,9 @@ class _Batcher:
             self.counts[entity] = EntityCounts(self.source, entity)
         return self.counts[entity]
 
-    def add_record(self, record: Record) -> None:
-        params, digest = SPECS[record.entity].prepare(record)
-        self.rows[record.entity].append((params, digest, record.origin))
-        self.pending += 1
-        if self.pending >= self.batch_size:
-            self.flush()
-
     def add_prepared(self, entity: str, rows: list[tuple[Any, ...]]) -> None:
-        """Rows of :meth:`TableSpec.prepare` plus origin, in read order; flushes exactly where
-        :meth:`add_record` one by one would."""
+        """Rows of :meth:`TableSpec.prepare` (or unfinished ones, see :class:`PreparedRows`) plus
+        origin, in read order; flushes every ``batch_size`` rows however they arrive."""
         start, n = 0, len(rows)
         while start < n:
             take = min(n - start, self.batch_size - self.pending)
@@ -301,9 +301,9 @@ def estimate_sync(config: Config, *, only: Sequence[str] | None = None) -> dict[
 
 def _drain(source: Source, batcher: _Batcher, outcome: SourceOutcome) -> None:
     notices: dict[tuple[str, str], Notice] = {}
-    for item in source.read():
-        if isinstance(item, Record):
-            batcher.add_record(item)
+    for item in source.read_prepared():
+        if type(item) is PreparedRows:
+            batcher.add_prepared(item.entity, item.rows)
         else:
             _take(source, item, batcher, notices)
     batcher.flush()
@@ -342,8 +342,6 @@ def _take(source: Source, item: Any, batcher: _Batcher, notices: dict[tuple[str,
 # stops both (the reader ignores SIGINT and is terminated by its parent).
 
 _CAN_FORK = sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
-#: Records per message from the reader (a few hundred KiB of marshalled rows).
-_MESSAGE_ROWS = 1000
 _ROWS, _ITEM, _END, _ERROR, _CRASH = range(5)
 
 
@@ -364,7 +362,7 @@ def _drain_parallel(source: Source, batcher: _Batcher, outcome: SourceOutcome, w
     # A thread moves messages from the pipe into a queue that holds a batch and a bit: while this
     # thread commits a batch, the reader keeps going instead of waiting on a full 64 KiB pipe
     # (measured: without it the two processes mostly took turns).
-    inbox: queue.Queue[bytes | None] = queue.Queue(maxsize=batcher.batch_size // _MESSAGE_ROWS + 2)
+    inbox: queue.Queue[bytes | None] = queue.Queue(maxsize=batcher.batch_size // source.prepared_rows + 2)
     pump = threading.Thread(target=_pump, args=(receiver, inbox), name=f"crmsync-inbox-{source.name}", daemon=True)
     pump.start()
     notices: dict[tuple[str, str], Notice] = {}
@@ -444,31 +442,15 @@ def _read_in_child(source: Source, sender: Any, receiver: Any, wh: Warehouse) ->
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
     send, dumps = sender.send_bytes, marshal.dumps
-    params_by_entity: dict[str, Any] = {}
-    rows: list[tuple[Any, ...]] = []
-    entity = ""
     try:
         try:
-            for item in source.read():
-                if isinstance(item, Record):
-                    if item.entity != entity or len(rows) >= _MESSAGE_ROWS:
-                        if rows:
-                            send(_rows_message(entity, rows))
-                            rows = []
-                        entity = item.entity
-                    params_of = params_by_entity.get(entity)
-                    if params_of is None:
-                        params_of = params_by_entity[entity] = SPECS[entity].unfinished()
+            for item in source.read_prepared():
+                if type(item) is PreparedRows:
                     # The raw column's JSON and the hash are left to the writer: this side has
                     # several times its work per row (see TableSpec.unfinished).
-                    rows.append((params_of(item.__dict__), None, item.origin))
-                    continue
-                if rows:
-                    send(_rows_message(entity, rows))
-                    rows = []
-                send(dumps((_ITEM, pickle.dumps(item))))
-            if rows:
-                send(_rows_message(entity, rows))
+                    send(_rows_message(item.entity, item.rows))
+                else:
+                    send(dumps((_ITEM, pickle.dumps(item))))
             send(dumps((_END,)))
         except CrmsyncError as exc:
             send(dumps((_ERROR, _portable(exc))))

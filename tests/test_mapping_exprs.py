@@ -276,7 +276,7 @@ def test_a_plain_mapping_compiles_to_the_same_converter_as_before_the_new_keys()
     """Mappings that use none of template/split/when pay nothing for them: no new calls per row."""
     em = mapping(deal={"id": "ID", "fields": {"title": "T", "value": {"column": "V", "parse": "money"}}}).entity("deal")
     em.bind()
-    source = em._convert.__source__
+    source = em._convert_fields.__source__
     assert not re.search(r"\b(W\d+|CellFailed as|GET\d+)\b", source)
 
 

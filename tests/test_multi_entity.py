@@ -171,13 +171,16 @@ def test_the_same_person_on_several_rows_with_different_values_keeps_the_last_ro
 def test_a_person_repeated_with_the_same_cells_is_converted_once_and_counted_once(tmp_path, parallel, monkeypatch):
     from crmsync.mapping import EntityMapping
     converted: list[str] = []
-    convert = EntityMapping.convert
 
-    def counting(self, row, source):
-        converted.append(self.entity)
-        return convert(self, row, source)
+    def counting(method):
+        def count(self, row, source):
+            converted.append(self.entity)
+            return method(self, row, source)
+        return count
 
-    monkeypatch.setattr(EntityMapping, "convert", counting)
+    # Rows of the file's own entity go through convert_fields (to warehouse rows), the others through convert.
+    monkeypatch.setattr(EntityMapping, "convert", counting(EntityMapping.convert))
+    monkeypatch.setattr(EntityMapping, "convert_fields", counting(EntityMapping.convert_fields))
     deals = HEADER + "".join(f"{i},Deal {i},Ana Ruiz,ana@acme.com,2021-01-05,Acme\n" for i in range(1, 21))
     run = Run(tmp_path, {"deals.csv": deals}, parallel)
     if not parallel:  # the forked reader's calls are not seen here

@@ -19,7 +19,7 @@ from crmsync.connectors.spreadsheet import SpreadsheetSource
 
 from crmsync import sync as sync_module
 from crmsync.config import parse_config
-from crmsync.model import Record
+from crmsync.source import PreparedRows, Source
 from crmsync.sync import run_sync
 
 pytestmark = pytest.mark.skipif(not sync_module._CAN_FORK, reason="the parallel reader needs fork (Linux)")
@@ -100,7 +100,7 @@ def spy_parallel(monkeypatch):
 
 def test_parallel_and_serial_reads_of_messy_exports_leave_identical_warehouses(tmp_path, monkeypatch,
                                                                                  spy_parallel):
-    monkeypatch.setattr(sync_module, "_MESSAGE_ROWS", 5)  # many messages, none aligned with batches of 7
+    monkeypatch.setattr(Source, "prepared_rows", 5)  # many messages, none aligned with batches of 7
     messy_exports(tmp_path / "in")
     serial, parallel = run(tmp_path, "serial", False), run(tmp_path, "parallel", True)
     assert spy_parallel == ["s"]
@@ -129,19 +129,20 @@ def test_parallel_read_with_one_big_batch_matches_serial(tmp_path):
 
 
 def _dies_after(monkeypatch, records: int, how) -> None:
-    real = SpreadsheetSource.read
+    real = SpreadsheetSource.read_prepared
     parent = os.getpid()
+    monkeypatch.setattr(Source, "prepared_rows", 5)
 
-    def read(self):
+    def read_prepared(self):
         seen = 0
         for item in real(self):
-            if isinstance(item, Record):
-                seen += 1
+            if isinstance(item, PreparedRows):
+                seen += len(item.rows)
                 if seen > records and os.getpid() != parent:
                     how()
             yield item
 
-    monkeypatch.setattr(SpreadsheetSource, "read", read)
+    monkeypatch.setattr(SpreadsheetSource, "read_prepared", read_prepared)
 
 
 def test_reader_process_killed_midway_fails_the_source_in_one_line_and_keeps_committed_batches(tmp_path,

@@ -27,14 +27,15 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from crmsync.errors import ConfigError, InputError
 from crmsync.mapping import EntityMapping, Rejection, load_mapping
 from crmsync.mapping_exprs import CellFailed
 from crmsync.model import ENTITIES, Record
-from crmsync.source import EntityComplete, Item, Notice, Source, StrictOptions
+from crmsync.source import EntityComplete, Item, Notice, PreparedRows, Source, StrictOptions, prepare_records
 from crmsync.values import DateOrderDetector, is_blank
-from crmsync.warehouse import QuarantineRow
+from crmsync.warehouse import SPECS, QuarantineRow
 
 from .reader import SheetRow, Table, open_table
 from .stages import StageCatalog
@@ -82,6 +83,18 @@ class SpreadsheetSource(Source):
         return found
 
     def read(self) -> Iterator[Item]:
+        return self._read(prepared=False)
+
+    def read_prepared(self) -> Iterator[Item | PreparedRows]:
+        """Rows of each file's own entity go straight from the mapping's field values to warehouse
+        rows (``EntityMapping.convert_fields`` + ``TableSpec.unfinished_fields``) with no record object
+        in between; everything else is as :meth:`read` yields it.
+
+        ``tests/test_spreadsheet_source.py`` pins that both give the same rows.
+        """
+        return prepare_records(self._read(prepared=True), self.prepared_rows)
+
+    def _read(self, prepared: bool) -> Iterator[Item | PreparedRows]:
         opts = self.options
         defaults = self.context.config.defaults
         if opts.entity is not None and opts.entity not in ENTITIES:
@@ -122,8 +135,9 @@ class SpreadsheetSource(Source):
             if entity in by_entity:
                 em = mapping.entity(entity)
                 for path in by_entity[entity]:
-                    yield from self._read_file(path, em, catalog if entity == "deal" else None,
-                                               secondaries[entity], run)
+                    items = self._read_file(path, em, catalog if entity == "deal" else None,
+                                            secondaries[entity], run, prepared)
+                    yield from _batched(entity, items, self.prepared_rows) if prepared else items
                 read.add(entity)
             # An entity is complete once every file feeding it is read: one fed by the rows of a
             # later entity's files (persons from deals) completes after those files.
@@ -155,7 +169,10 @@ class SpreadsheetSource(Source):
         return open_table(path, sheet=o.sheet, encoding=o.encoding, delimiter=o.delimiter, header_row=o.header_row)
 
     def _read_file(self, path: Path, em: EntityMapping, catalog: StageCatalog | None,
-                   secondaries: list[EntityMapping], run: _Secondaries) -> Iterator[Item]:
+                   secondaries: list[EntityMapping], run: _Secondaries,
+                   prepared: bool = False) -> Iterator[Item | tuple[Any, ...]]:
+        """The file's items in order; with ``prepared``, each of its own entity's records is yielded
+        as its warehouse row ``(unfinished params, None, origin)`` instead."""
         with self._open(path) as table:
             headers = table.headers
             if not em.has_id_columns(headers):
@@ -186,6 +203,7 @@ class SpreadsheetSource(Source):
             # on a later deal row is then unchanged, not updated because the deal columns differ.
             also.append((sm, sm.read_columns(headers)))
         name = self.name
+        to_row = SPECS[em.entity].unfinished_fields() if prepared else None
         with self._open(path) as table:
             for row in table:
                 if row.extra:
@@ -196,14 +214,19 @@ class SpreadsheetSource(Source):
                 if row.encoding_error:
                     yield Notice("encoding", f"{path.name}: some rows have bytes that are not {table.encoding}; they "
                                  "were decoded best-effort (loaded) — check them, or set encoding")
-                result = em.convert(row.values, name)
-                if isinstance(result, Rejection):
+                result = em.convert(row.values, name) if to_row is None else em.convert_fields(row.values, name)
+                if type(result) is Rejection:
                     yield _quarantine(name, em.entity, row, result.column, result.value, result.reason)
-                else:
+                elif to_row is None:
                     if catalog is not None:
                         catalog.attach(result)
                     run.primary(result)
                     yield result.at(file=row.file, sheet=row.sheet, line=row.line)
+                else:
+                    if catalog is not None:
+                        catalog.attach_fields(result)
+                    run.primary_id(em.entity, result["source_id"])
+                    yield to_row(result), None, {"file": row.file, "sheet": row.sheet, "line": row.line}
                 for sm, columns in also:
                     cells = {c: row.values[c] for c in columns if c in row.values}
                     try:
@@ -281,9 +304,12 @@ class _Secondaries:
         self._primary: dict[str, set[str]] = {entity: set() for entity in entities}
 
     def primary(self, record: Record) -> None:
-        seen = self._primary.get(record.entity)
+        self.primary_id(record.entity, record.source_id)
+
+    def primary_id(self, entity: str, source_id: str) -> None:
+        seen = self._primary.get(entity)
         if seen is not None:
-            seen.add(record.source_id)
+            seen.add(source_id)
 
     def secondary(self, record: Record, cells: dict[str, object]) -> None:
         self._records.setdefault(record.entity, {})[record.source_id] = (record, cells)
@@ -301,6 +327,24 @@ class _Secondaries:
         for source_id, (record, _) in self._records.pop(entity, {}).items():
             if source_id not in primary:
                 yield record
+
+
+def _batched(entity: str, items: Iterator[Item | tuple[Any, ...]], size: int) -> Iterator[Item | PreparedRows]:
+    """Runs of warehouse rows as :class:`PreparedRows` of up to ``size``; other items as they are."""
+    rows: list[Any] = []
+    for item in items:
+        if type(item) is tuple:
+            rows.append(item)
+            if len(rows) >= size:
+                yield PreparedRows(entity, rows)
+                rows = []
+            continue
+        if rows:
+            yield PreparedRows(entity, rows)
+            rows = []
+        yield item
+    if rows:
+        yield PreparedRows(entity, rows)
 
 
 def _quarantine(source: str, entity: str, row: SheetRow, column: str | None, value: object,

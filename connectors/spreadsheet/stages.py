@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from crmsync.model import Deal, Pipeline, Record, Stage, StageCategory
 
@@ -36,22 +37,30 @@ class StageCatalog:
 
     def attach(self, deal: Deal) -> Deal:
         """Give the deal derived ``pipeline_id``/``stage_id`` (unless the export had ids) and remember them."""
-        if deal.stage_name is None:
-            return deal
-        pipeline = deal.pipeline_name or DEFAULT_PIPELINE
-        key = (pipeline, deal.stage_name)
-        if key not in self._stages or self._stages[key] is None:
-            self._stages[key] = deal.stage_category
         # Plain dict writes: the values are strings the model accepts, and pydantic's __setattr__
         # costs more per row than the whole catalog (these records are not validate_assignment models).
-        fields = deal.__dict__
-        if fields["pipeline_id"] is None:
-            fields["pipeline_id"] = pipeline
-            deal.__pydantic_fields_set__.add("pipeline_id")
-        if fields["stage_id"] is None:
-            fields["stage_id"] = f"{pipeline}/{deal.stage_name}"
-            deal.__pydantic_fields_set__.add("stage_id")
+        for name in self.attach_fields(deal.__dict__):
+            deal.__pydantic_fields_set__.add(name)
         return deal
+
+    def attach_fields(self, fields: dict[str, Any]) -> list[str]:
+        """:meth:`attach` on a deal's field values (``EntityMapping.convert_fields``); returns the
+        names of the fields it set."""
+        stage_name = fields.get("stage_name")
+        if stage_name is None:
+            return []
+        pipeline = fields.get("pipeline_name") or DEFAULT_PIPELINE
+        key = (pipeline, stage_name)
+        if self._stages.get(key) is None:
+            self._stages[key] = fields.get("stage_category")
+        derived = []
+        if fields.get("pipeline_id") is None:
+            fields["pipeline_id"] = pipeline
+            derived.append("pipeline_id")
+        if fields.get("stage_id") is None:
+            fields["stage_id"] = f"{pipeline}/{stage_name}"
+            derived.append("stage_id")
+        return derived
 
     def records(self) -> Iterator[Record]:
         pipelines = list(dict.fromkeys(p for p, _ in self._stages))
