@@ -62,6 +62,7 @@ from crmsync import values
 from crmsync.errors import MappingError, ValueParseError
 from crmsync.mapping_exprs import CellFailed, ColumnSet, Extract, Template, compile_conditions
 from crmsync.model import ENTITIES, ContactPoint, Record
+from crmsync.warehouse import iso_utc_text, stored_form
 
 PARSERS = ("text", "int", "decimal", "money", "bool", "date", "datetime", "email", "phone", "list", "id")
 DATE_ORDERS = ("auto", "DMY", "MDY", "YMD")
@@ -229,13 +230,13 @@ class EntityMapping:
     date_orders: dict[str, str] = field(default_factory=dict)
     #: (field, value) -> rows, for lookup values the mapping does not know.
     unmapped: Counter[tuple[str, str]] = field(default_factory=Counter)
-    _steps: list[Any] | None = field(default=None, repr=False)
-    _custom_steps: list[Any] = field(default_factory=list, repr=False)
     _fold_memo: dict[str, str] = field(default_factory=dict, repr=False)
     _required: list[str] = field(default_factory=list, repr=False)
     _default_coercers: list[Any] = field(default_factory=list, repr=False)
     _convert: Callable[[dict[str, Any], str], Record | Rejection] | None = field(default=None, repr=False)
     _convert_fields: Callable[[dict[str, Any], str], dict[str, Any] | Rejection] | None = field(
+        default=None, repr=False)
+    _convert_stored: Callable[[dict[str, Any], str], dict[str, Any] | Rejection] | None = field(
         default=None, repr=False)
     _id_spec: FieldSpec | None = field(default=None, repr=False)
     #: For a secondary mapping (``[entities.person.also_from.deal]``): the entity whose files' rows it reads,
@@ -312,12 +313,12 @@ class EntityMapping:
 
         self._id_spec = resolve(self.id_spec)
 
-        def step(spec: FieldSpec, canonical: bool) -> tuple[FieldSpec, str | None, Any, int]:
+        def step(spec: FieldSpec, canonical: bool, stored: bool) -> tuple[FieldSpec, str | None, Any, int]:
             if spec.cases:
                 branches = [(self._constant(replace(spec, constant=case.constant, cases=()), canonical)
-                             if case.spec is None else step(case.spec, canonical)) for case in spec.cases]
+                             if case.spec is None else step(case.spec, canonical, stored)) for case in spec.cases]
                 has_base = spec.column is not None or spec.path or spec.template or spec.has_constant
-                base = step(replace(spec, cases=()), canonical) if has_base else None
+                base = step(replace(spec, cases=()), canonical, stored) if has_base else None
                 which = _which_case(tuple(case.test for case in spec.cases))
                 return (spec, None, (which, branches, base), _WHEN)
             if spec.has_constant:
@@ -338,6 +339,8 @@ class EntityMapping:
             if coerce is not None:
                 parse = _then(parse, coerce)
             many = extract is not None and extract.pick == "all"
+            if stored and canonical and mode == _SET and not many:
+                parse = self._stored(spec, parse)
             if spec.parse not in _MUTABLE_RESULTS and not spec.lookup and not many:
                 parse = _Memo(parse)
             elif spec.lookup and not many:
@@ -349,29 +352,33 @@ class EntityMapping:
                 parse = _then(parse, _money_json)  # a custom amount is stored as {"amount", "currency"}
             return (spec, spec.column, parse, mode)
 
-        def steps(specs: list[FieldSpec]) -> list[tuple[FieldSpec, str | None, Callable[[Any], Any], int]]:
+        def steps(specs: list[FieldSpec], stored: bool = False,
+                  ) -> list[tuple[FieldSpec, str | None, Callable[[Any], Any], int]]:
             out: list[tuple[FieldSpec, str | None, Any, int]] = []
             for spec in map(resolve, specs):
                 missing = (present is not None and spec.column is not None and spec.column not in present
                            and not spec.cases)
                 if missing and spec.default is None and not spec.required:
                     continue  # the file has no such column: the field stays empty
-                out.append(step(spec, specs is self.fields))
+                out.append(step(spec, specs is self.fields, stored))
             return out
 
-        self._steps = steps(self.fields)
-        self._custom_steps = steps(self.custom)
         self._required = _required_fields(self.record_cls)
         self._default_coercers = [
             (spec.name, coerce) for spec in self.fields
             if spec.default is not None and (coerce := _coercer(self.record_cls, spec.name)) is not None
         ]
-        self._convert_fields = _compile_convert(self)
+        # Two converters, each with its own memos: typed values for records, and values as stored.
+        self._convert_fields = _compile_convert(self, steps(self.fields), steps(self.custom))
+        self._convert_stored = _compile_convert(self, steps(self.fields, stored=True), steps(self.custom))
         build = self.record_cls.build
 
         def convert(row: dict[str, Any], source: str) -> Record | Rejection:
             fields = self._convert_fields(row, source)
-            return fields if type(fields) is Rejection else build(fields)
+            if type(fields) is Rejection:
+                return fields
+            fields["raw"] = raw_cells(row)
+            return build(fields)
 
         self._convert = convert
 
@@ -388,19 +395,39 @@ class EntityMapping:
             assert convert is not None
         return convert(row, source)
 
-    def convert_fields(self, row: dict[str, Any], source: str) -> dict[str, Any] | Rejection:
-        """:meth:`convert` without building the record: its typed field values (defaulted fields
-        left out), for ``TableSpec.unfinished_fields``. The same steps; only ``Model.build`` is skipped.
+    def convert_stored(self, row: dict[str, Any], source: str) -> dict[str, Any] | Rejection:
+        """:meth:`convert` without building the record, for ``TableSpec.unfinished_fields``: the
+        field values (defaulted fields left out), times, dates, decimals and enums set straight from
+        a cell already as their stored text (``warehouse.stored_form``), others typed. ``raw`` is left
+        to the caller (:func:`raw_cells`, or its JSON text). The same steps and rejections.
 
         >>> deals = load_mapping("spreadsheet").entity("deal")
-        >>> fields = deals.convert_fields({"ID": "7", "Title": "Big one", "Value": "1.500,00 €"}, "exports")
-        >>> fields["source_id"], fields["title"], fields["value"], fields["currency"]
-        ('7', 'Big one', Decimal('1500.00'), 'EUR')
+        >>> row = {"ID": "7", "Title": "Big one", "Value": "1.500,00 €", "Created": "2024-05-01 09:30:00"}
+        >>> fields = deals.convert_stored(row, "exports")
+        >>> fields["source_id"], fields["value"], fields["currency"], fields["add_time"]
+        ('7', Decimal('1500.00'), 'EUR', '2024-05-01T09:30:00Z')
         """
-        if self._convert_fields is None:
+        if self._convert_stored is None:
             self.bind()
-            assert self._convert_fields is not None
-        return self._convert_fields(row, source)
+            assert self._convert_stored is not None
+        return self._convert_stored(row, source)
+
+    def _stored(self, spec: FieldSpec, parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """``parse`` followed by the field's stored form (if it has one); ISO times read as UTC skip
+        the ``datetime`` altogether."""
+        form = stored_form(self.entity, spec.name)
+        if form is None:
+            return parse
+        stored = _then(parse, form)
+        if (spec.parse != "datetime" or spec.lookup or spec.extract is not None
+                or self.settings.timezone not in (None, UTC)):
+            return stored
+
+        def iso_first(raw: Any) -> Any:
+            text = iso_utc_text(raw)
+            return stored(raw) if text is None else text
+
+        return iso_first
 
     def _constant(self, spec: FieldSpec, canonical_field: bool) -> Any:
         coerce = _coercer(self.record_cls, spec.name) if canonical_field else None
@@ -609,8 +636,9 @@ class _Memo:
 _MISS = object()
 
 
-def _compile_convert(em: EntityMapping) -> Callable[[dict[str, Any], str], dict[str, Any] | Rejection]:
-    """Generate ``convert_fields(row, source)`` for a bound mapping: the loop of the original converter
+def _compile_convert(em: EntityMapping, field_steps: list[Any], custom_steps: list[Any],
+                     ) -> Callable[[dict[str, Any], str], dict[str, Any] | Rejection]:
+    """Generate ``convert_fields(row, source)`` for a bound mapping's steps: the loop of the original converter
     unrolled, one block per field, with constants baked in and memo look-ups inline.
 
     Why: a generic loop pays tuple unpacking, attribute look-ups and mode branches for every field
@@ -762,15 +790,13 @@ def _compile_convert(em: EntityMapping) -> Callable[[dict[str, Any], str], dict[
             add(f"{indent}    else:")
             add(f"{store} = value")
 
-    for step in em._steps or ():
+    for step in field_steps:
         emit(step, "data", "    ")
-    if em._custom_steps:
+    if custom_steps:
         add("    custom = {}")
-        for step in em._custom_steps:
+        for step in custom_steps:
             emit(step, "custom", "    ")
         add("    data['custom'] = custom")
-    add("    # the row as it came (blank cells dropped); typed XLSX cells are JSON-encoded by the warehouse")
-    add("    data['raw'] = {k: v for k, v in row.items() if v is not None and v != ''}")
     for k, name in enumerate(em._required):
         spec = next(s for s in em.fields if s.name == name)
         ns[f"REQ{k}"] = partial(_missing_required, em, spec)
@@ -790,6 +816,12 @@ def _compile_convert(em: EntityMapping) -> Callable[[dict[str, Any], str], dict[
     convert_fields = ns["convert_fields"]
     convert_fields.__source__ = source  # for debugging: print(em._convert_fields.__source__)
     return convert_fields
+
+
+def raw_cells(row: dict[str, Any]) -> dict[str, Any]:
+    """A record's ``raw``: the row as it came, blank cells dropped (typed XLSX cells are JSON-encoded
+    by the warehouse)."""
+    return {k: v for k, v in row.items() if v is not None and v != ""}
 
 
 def _missing_required(em: EntityMapping, spec: FieldSpec, row: dict[str, Any]) -> Rejection:

@@ -178,9 +178,9 @@ def test_a_person_repeated_with_the_same_cells_is_converted_once_and_counted_onc
             return method(self, row, source)
         return count
 
-    # Rows of the file's own entity go through convert_fields (to warehouse rows), the others through convert.
+    # Rows of the file's own entity go through convert_stored (to warehouse rows), the others through convert.
     monkeypatch.setattr(EntityMapping, "convert", counting(EntityMapping.convert))
-    monkeypatch.setattr(EntityMapping, "convert_fields", counting(EntityMapping.convert_fields))
+    monkeypatch.setattr(EntityMapping, "convert_stored", counting(EntityMapping.convert_stored))
     deals = HEADER + "".join(f"{i},Deal {i},Ana Ruiz,ana@acme.com,2021-01-05,Acme\n" for i in range(1, 21))
     run = Run(tmp_path, {"deals.csv": deals}, parallel)
     if not parallel:  # the forked reader's calls are not seen here

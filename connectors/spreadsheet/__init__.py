@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from crmsync.errors import ConfigError, InputError
-from crmsync.mapping import EntityMapping, Rejection, load_mapping
+from crmsync.mapping import EntityMapping, Rejection, load_mapping, raw_cells
 from crmsync.mapping_exprs import CellFailed
 from crmsync.model import ENTITIES, Record
 from crmsync.source import EntityComplete, Item, Notice, PreparedRows, Source, StrictOptions, prepare_records
 from crmsync.values import DateOrderDetector, is_blank
-from crmsync.warehouse import SPECS, QuarantineRow
+from crmsync.warehouse import SPECS, QuarantineRow, raw_json
 
 from .reader import SheetRow, Table, open_table
 from .stages import StageCatalog
@@ -87,7 +87,7 @@ class SpreadsheetSource(Source):
 
     def read_prepared(self) -> Iterator[Item | PreparedRows]:
         """Rows of each file's own entity go straight from the mapping's field values to warehouse
-        rows (``EntityMapping.convert_fields`` + ``TableSpec.unfinished_fields``) with no record object
+        rows (``EntityMapping.convert_stored`` + ``TableSpec.unfinished_fields``) with no record object
         in between; everything else is as :meth:`read` yields it.
 
         ``tests/test_spreadsheet_source.py`` pins that both give the same rows.
@@ -205,6 +205,7 @@ class SpreadsheetSource(Source):
         name = self.name
         to_row = SPECS[em.entity].unfinished_fields() if prepared else None
         with self._open(path) as table:
+            raw_of = raw_json(table.headers) if table.text_cells else raw_cells
             for row in table:
                 if row.extra:
                     yield _quarantine(name, em.entity, row, None, row.extra[0],
@@ -214,7 +215,7 @@ class SpreadsheetSource(Source):
                 if row.encoding_error:
                     yield Notice("encoding", f"{path.name}: some rows have bytes that are not {table.encoding}; they "
                                  "were decoded best-effort (loaded) — check them, or set encoding")
-                result = em.convert(row.values, name) if to_row is None else em.convert_fields(row.values, name)
+                result = em.convert(row.values, name) if to_row is None else em.convert_stored(row.values, name)
                 if type(result) is Rejection:
                     yield _quarantine(name, em.entity, row, result.column, result.value, result.reason)
                 elif to_row is None:
@@ -223,6 +224,7 @@ class SpreadsheetSource(Source):
                     run.primary(result)
                     yield result.at(file=row.file, sheet=row.sheet, line=row.line)
                 else:
+                    result["raw"] = raw_of(row.values)
                     if catalog is not None:
                         catalog.attach_fields(result)
                     run.primary_id(em.entity, result["source_id"])

@@ -190,7 +190,8 @@ class Table:
     Beyond the documented API: ``header_line`` is the line of the header row
     (0 when the file has none) and ``decode_errors`` counts the byte sequences
     replaced so far because they did not decode (the decoder runs up to one
-    1 MiB chunk ahead of the rows). ``blank_rows`` grows as rows are read.
+    1 MiB chunk ahead of the rows). ``blank_rows`` grows as rows are read. ``text_cells`` is True
+    when every cell is text or ``None`` (CSV; XLSX cells are typed).
     """
 
     path: str
@@ -202,6 +203,7 @@ class Table:
     blank_rows: int
     header_line: int
     decode_errors: int
+    text_cells: bool
 
     def __init__(self, path: str, sheet: str | None) -> None:
         self.path = path
@@ -213,6 +215,7 @@ class Table:
         self.blank_rows = 0
         self.header_line = 0
         self.decode_errors = 0
+        self.text_cells = False
         self._rows: Iterator[SheetRow] = iter(())
         self._closers: list[Any] = []
 
@@ -493,6 +496,7 @@ def _start_csv(
         # Python's BOM-sniffing codecs fail without a BOM; Windows writes little-endian.
         encoding += "-le"
     table.encoding = encoding
+    table.text_cells = True
 
     if delimiter is None:
         text = codecs.getincrementaldecoder(encoding)("replace").decode(sample, at_eof)

@@ -44,7 +44,7 @@ class StageCatalog:
         return deal
 
     def attach_fields(self, fields: dict[str, Any]) -> list[str]:
-        """:meth:`attach` on a deal's field values (``EntityMapping.convert_fields``); returns the
+        """:meth:`attach` on a deal's field values (``EntityMapping.convert_stored``); returns the
         names of the fields it set."""
         stage_name = fields.get("stage_name")
         if stage_name is None:
