@@ -366,3 +366,29 @@ def test_mapping_timezone_applies_unless_the_config_sets_one(tmp_path):
     other.mkdir()
     _, db = sync(other, files, mapping=str(tmp_path / "m.toml"), timezone="UTC")
     assert db.execute("select add_time from deals").fetchone() == ("2025-01-01T05:30:00Z",)
+
+
+# ------------------------------------------------------------------ the process around a sync
+
+
+def test_sync_leaves_the_garbage_collector_thresholds_as_it_found_them_even_when_interrupted(tmp_path, monkeypatch):
+    import gc
+
+    from crmsync import sync as sync_module
+
+    before = gc.get_threshold()
+    during = []
+
+    def interrupted(*args):
+        during.append(gc.get_threshold())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sync_module, "_drain", interrupted)
+    (tmp_path / "deals.csv").write_text(DEAL_HEADER + "1,a,Open,1,USD,,,\n", encoding="utf-8")
+    cfg = parse_config({"warehouse": {"path": str(tmp_path / "w.db")},
+                        "sources": {"s": {"type": "spreadsheet", "path": "deals.csv"}}},
+                       path=tmp_path / "c.toml", environ={})
+    with pytest.raises(KeyboardInterrupt):
+        run_sync(cfg, parallel=False)
+    assert during[0][0] > before[0]  # collections are rare while rows are read and written
+    assert gc.get_threshold() == before
