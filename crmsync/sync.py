@@ -32,8 +32,6 @@ import time
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as futures_wait
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -54,9 +52,6 @@ from crmsync.warehouse import QuarantineRow, Warehouse, finish_row, utcnow
 COUNT_NAMES = ("read", "inserted", "updated", "unchanged", "quarantined", "removed")
 #: ``CRMSYNC_PARALLEL=0`` reads every source in the writing process (see :func:`run_sync`).
 PARALLEL_ENV = "CRMSYNC_PARALLEL"
-
-#: ``CRMSYNC_WRITE_THREAD=0`` writes every batch in the main thread (see :class:`_WriterThread`).
-WRITE_THREAD_ENV = "CRMSYNC_WRITE_THREAD"
 
 #: progress(label, rows_read_so_far) is called after every committed batch.
 ProgressCallback = Callable[[str, int], None]
@@ -115,27 +110,12 @@ class RunSummary:
         }
 
 
-@dataclass
-class _Batch:
-    """One transaction's worth of a source's items: rows already finished (JSON, hash), so that
-    what is left needs the database."""
-
-    rows: dict[str, list[tuple[Any, ...]]]
-    bad: list[QuarantineRow]
-    checkpoint: Checkpoint | None
-    complete: str | None
-
-
 class _Batcher:
     """Buffers one source's items and commits them a batch per transaction.
 
     Records are buffered as the ``(params, digest, origin)`` rows the warehouse writes
     (:meth:`TableSpec.prepare`), so rows prepared by a reader process (see :func:`_drain_parallel`)
     and records read here take the same path and make the same batches.
-
-    Inside :meth:`writing` with ``threaded=True``, a full batch is finished here and its transaction
-    runs on a writer thread (:class:`_WriterThread`) while the caller reads on; :meth:`flush` still
-    returns only once everything is committed. Counts and progress always follow COMMIT.
     """
 
     def __init__(self, wh: Warehouse, run_id: int, source: str, batch_size: int,
@@ -147,7 +127,6 @@ class _Batcher:
         self.bad: list[QuarantineRow] = []
         self.pending = 0
         self.read_total = 0
-        self.writer: _WriterThread | None = None
 
     def _entity(self, entity: str) -> EntityCounts:
         if entity not in self.counts:
@@ -164,72 +143,20 @@ class _Batcher:
             self.pending += take
             start += take
             if self.pending >= self.batch_size:
-                self._send()
+                self.flush()
 
     def add_quarantine(self, row: QuarantineRow) -> None:
         self.bad.append(row)
         self.pending += 1
         if self.pending >= self.batch_size:
-            self._send()
+            self.flush()
 
     def flush(self, checkpoint: Checkpoint | None = None, complete: str | None = None) -> None:
-        """Commit everything buffered, then the checkpoint or removal, in one transaction; returns
-        once it is committed (and counted)."""
-        self._send(checkpoint, complete)
-        if self.writer is not None:
-            self._committed(self.writer.wait())
-
-    @contextlib.contextmanager
-    def writing(self, *, threaded: bool) -> Iterator[None]:
-        """Write full batches on a writer thread inside the block (``threaded``); leave it with
-        nothing in flight.
-
-        If the block raises while a batch is in flight, that batch is waited for (through Ctrl-C:
-        the connection must be idle before the run is marked failed or interrupted) and counted if
-        it committed. If it failed, its error is raised instead, as writing in this thread would have
-        raised it before reading on; Ctrl-C still wins.
-        """
-        if not threaded:
-            yield
-            return
-        self.writer = _WriterThread(self._write)
-        try:
-            yield
-        except BaseException as exc:
-            self._settle_after(exc)
-            raise
-        finally:
-            self.writer.close()
-            self.writer = None
-
-    def _settle_after(self, exc: BaseException) -> None:
-        assert self.writer is not None
-        try:
-            self._committed(self.writer.wait(through_interrupts=True))
-        except Exception:
-            if not isinstance(exc, KeyboardInterrupt):
-                raise
-
-    def _send(self, checkpoint: Checkpoint | None = None, complete: str | None = None) -> None:
-        """Finish the buffered rows (raw JSON, hash) here, then write them: now, or on the writer
-        thread once the batch before them is committed."""
-        batch = _Batch(
-            rows={entity: [row if row[1] is not None else finish_row(row) for row in rows]
-                  for entity, rows in self.rows.items()},
-            bad=self.bad, checkpoint=checkpoint, complete=complete,
-        )
-        self.rows, self.bad, self.pending = defaultdict(list), [], 0
-        if self.writer is None:
-            self._committed(self._write(batch))
-        else:
-            self._committed(self.writer.submit(batch))
-
-    def _write(self, batch: _Batch) -> dict[str, dict[str, int]]:
-        """The database part of a batch, one transaction; returns the counts it committed."""
+        """Commit everything buffered, then the checkpoint or removal, in one transaction."""
         delta: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNT_NAMES, 0))
         with self.wh.transaction():
-            bad = list(batch.bad)
-            for entity, rows in batch.rows.items():
+            bad = list(self.bad)
+            for entity, rows in self.rows.items():
                 result = self.wh.write_prepared(self.run_id, entity, rows)
                 d = delta[entity]
                 d["read"] += len(rows)
@@ -249,68 +176,24 @@ class _Batcher:
                 delta[row.entity]["read"] += 1
                 delta[row.entity]["quarantined"] += 1
             self.wh.quarantine(self.run_id, bad)
-            if batch.checkpoint is not None:
-                self.wh.set_cursor(self.run_id, self.source, batch.checkpoint.stream, batch.checkpoint.value)
-            if batch.complete is not None:
-                delta[batch.complete]["removed"] += self.wh.mark_removed(self.run_id, self.source, batch.complete)
-                self.wh.clear_old_quarantine(self.run_id, self.source, [batch.complete])
+            if checkpoint is not None:
+                self.wh.set_cursor(self.run_id, self.source, checkpoint.stream, checkpoint.value)
+            if complete is not None:
+                delta[complete]["removed"] += self.wh.mark_removed(self.run_id, self.source, complete)
+                self.wh.clear_old_quarantine(self.run_id, self.source, [complete])
             for entity, d in delta.items():
                 self.wh.add_counts(self.run_id, self.source, entity, **d)
-        return delta
-
-    def _committed(self, delta: dict[str, dict[str, int]] | None) -> None:
-        """Only after COMMIT: the in-memory summary mirrors what is durable (``None``: nothing was
-        in flight)."""
-        if delta is None:
-            return
+        # Only after COMMIT: the in-memory summary mirrors what is durable.
         for entity, d in delta.items():
             counts = self._entity(entity)
             for name, value in d.items():
                 setattr(counts, name, getattr(counts, name) + value)
             self.read_total += d["read"]
+        self.rows.clear()
+        self.bad.clear()
+        self.pending = 0
         if self.progress:
             self.progress(self.source, self.read_total)
-
-
-class _WriterThread:
-    """Runs batch transactions on one thread, strictly in order, one at a time.
-
-    Why: CPython's sqlite3 releases the GIL around ``sqlite3_step`` (Modules/_sqlite/util.c,
-    ``pysqlite_step``), so SQLite's B-tree work and COMMIT of one batch can run while the main
-    thread unmarshals and finishes the next. Binding parameters and all Python still take turns on
-    the GIL. At most one batch is in flight: :meth:`submit` first waits for the one before, so memory
-    holds the batch being written and the one being prepared. The connection is only used by this
-    thread while a batch is in flight.
-    """
-
-    def __init__(self, write: Callable[[_Batch], dict[str, dict[str, int]]]):
-        self._write = write
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crmsync-write")
-        self._in_flight: Future[dict[str, dict[str, int]]] | None = None
-
-    def submit(self, batch: _Batch) -> dict[str, dict[str, int]] | None:
-        """Start writing ``batch``; returns the counts of the batch before it (raises its error)."""
-        committed = self.wait()
-        self._in_flight = self._pool.submit(self._write, batch)
-        return committed
-
-    def wait(self, *, through_interrupts: bool = False) -> dict[str, dict[str, int]] | None:
-        """The counts of the batch in flight once committed (``None`` if there is none); raises
-        the exception it raised, the same object. ``through_interrupts``: Ctrl-C does not stop the wait."""
-        future = self._in_flight
-        if future is None:
-            return None
-        while not future.done():
-            try:
-                futures_wait([future])
-            except KeyboardInterrupt:
-                if not through_interrupts:
-                    raise  # still in flight: the caller's handler waits for it
-        self._in_flight = None
-        return future.result()
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
 
 
 def run_sync(
@@ -332,14 +215,11 @@ def run_sync(
     ``parallel`` (default: on unless ``CRMSYNC_PARALLEL=0``, and only where ``fork`` exists) reads
     sources whose connector sets ``parallel_safe = True`` in a second process that also prepares
     each record's SQL row and hash, while this process only writes (see :func:`_drain_parallel`).
-    Results are identical either way; only the wall time differs. The same sources have their
-    batches written by a writer thread while this one reads and prepares the next (unless
-    ``CRMSYNC_WRITE_THREAD=0``; see :class:`_WriterThread`), with the same results.
+    Results are identical either way; only the wall time differs.
     """
     if parallel is None:
-        parallel = _env_flag(PARALLEL_ENV)
+        parallel = os.environ.get(PARALLEL_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
     parallel = parallel and _CAN_FORK
-    write_thread = _env_flag(WRITE_THREAD_ENV)
     names = list(only) if only else [n for n, s in config.sources.items() if s.enabled]
     unknown = [n for n in names if n not in config.sources]
     if unknown:
@@ -369,14 +249,10 @@ def run_sync(
                                             stored=StoredRecords(wh.conn, name))
                     source = cls.from_config(source_cfg, context)
                     batcher = _Batcher(wh, run_id, name, config.warehouse.batch_size, counts, progress)
-                    # A source that reads nothing from the warehouse while it reads (parallel_safe)
-                    # can have its batches written by a writer thread meanwhile.
-                    reads_nothing = getattr(source, "parallel_safe", False)
-                    with batcher.writing(threaded=reads_nothing and write_thread):
-                        if parallel and reads_nothing:
-                            _drain_parallel(source, batcher, outcome, wh)
-                        else:
-                            _drain(source, batcher, outcome)
+                    if parallel and getattr(source, "parallel_safe", False):
+                        _drain_parallel(source, batcher, outcome, wh)
+                    else:
+                        _drain(source, batcher, outcome)
                 except CrmsyncError as exc:
                     outcome.status, outcome.error, outcome.exit_code = "failed", str(exc), exc.exit_code
                     status = "failed"
@@ -413,11 +289,6 @@ def _fewer_collections() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*before)
-
-
-def _env_flag(name: str) -> bool:
-    """On unless the variable says 0, false, no or off."""
-    return os.environ.get(name, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def estimate_sync(config: Config, *, only: Sequence[str] | None = None) -> dict[str, dict[str, Any] | None]:

@@ -26,7 +26,6 @@ Example::
 from __future__ import annotations
 
 import fcntl
-import functools
 import hashlib
 import json
 import marshal
@@ -49,7 +48,6 @@ from crmsync.model import ENTITIES, HISTORY_ENTITIES, TABLES, Record
 
 SCHEMA_VERSION = 1
 _CHUNK = 500  # keys per IN (...) look-up; well under SQLite's variable limit
-_INSERT_ROWS = 500  # rows per multi-row INSERT (see Warehouse._insert)
 _CACHE_KIB = 32 * 1024  # page cache of a writing connection (PRAGMA cache_size)
 _CHECKPOINT_PAGES = 8000  # WAL pages between automatic checkpoints (default 1000)
 
@@ -467,9 +465,7 @@ class Warehouse:
                     ) from None
             elif not path.exists():
                 raise WarehouseError(f"{path}: no warehouse yet; run `crmsync sync` first")
-            # A writing connection may be handed to the sync runner's writer thread for one batch
-            # at a time (crmsync.sync._WriterThread); it is never used by two threads at once.
-            conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=not write)
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
@@ -659,7 +655,10 @@ class Warehouse:
         if changed_keys and entity in HISTORY_ENTITIES:
             self._record_changes(run_id, spec, changed_keys, {k: params_row(by_key[k][0]) for k in changed_keys})
         if inserts:
-            self._insert(f'INSERT INTO "{table}" ({cols}, row_hash, first_run, last_run) VALUES ', inserts)
+            marks = ", ".join("?" * (len(spec.columns) + 3))
+            self.conn.executemany(
+                f'INSERT INTO "{table}" ({cols}, row_hash, first_run, last_run) VALUES ({marks})', inserts
+            )
         if updates:
             sets = ", ".join(f'"{c}" = ?' for c in spec.columns[2:])
             self.conn.executemany(
@@ -671,21 +670,6 @@ class Warehouse:
             self._touch(table, run_id, touches)
         counts.inserted, counts.updated, counts.unchanged = len(inserts), len(updates), len(touches)
         return counts
-
-    def _insert(self, head: str, rows: list[tuple[Any, ...]]) -> None:
-        """``head`` (``INSERT INTO t (...) VALUES ``) for every row, as few multi-row statements.
-
-        Why not ``executemany``: it steps SQLite once per row, and CPython releases and re-takes the
-        GIL around every step. The sync runner writes in its own thread while the main thread
-        prepares the next batch (crmsync.sync), and re-taking the GIL from a busy thread waits up to
-        its switch interval (5 ms): measured, a batch then crawled at ~5 ms per row. One statement per
-        few hundred rows releases the GIL once for all their B-tree work (and costs less CPU alone).
-        """
-        width = len(rows[0])
-        per = max(1, min(_INSERT_ROWS, self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
-        for start in range(0, len(rows), per):
-            chunk = rows[start : start + per]
-            self.conn.execute(_values_sql(head, width, len(chunk)), [v for row in chunk for v in row])
 
     def _touch(self, table: str, run_id: int, keys: list[tuple[str, str]]) -> None:
         """Set ``last_run`` of unchanged rows: one ``UPDATE ... IN (...)`` per chunk of keys."""
@@ -852,13 +836,6 @@ class Warehouse:
             for r in self.conn.execute("SELECT source, stream, value, run_id, updated_at FROM cursors ORDER BY 1, 2")
         ]
         return {"warehouse": str(self.path), "runs": runs, "tables": tables, "cursors": cursors}
-
-
-@functools.lru_cache(maxsize=64)
-def _values_sql(head: str, width: int, rows: int) -> str:
-    """``head`` + ``rows`` groups of ``width`` placeholders (cached: the same text, the same prepared statement)."""
-    group = "(" + ", ".join("?" * width) + ")"
-    return head + ", ".join([group] * rows)
 
 
 def _text(value: Any) -> str | None:
