@@ -74,10 +74,15 @@ class Notice:
 @dataclass(slots=True)
 class PreparedRows:
     """Records of one entity, in read order, already as the warehouse writes them: one
-    ``(TableSpec.unfinished params, None, origin)`` row per record (see :meth:`Source.read_prepared`)."""
+    ``(TableSpec.unfinished params, None, origin)`` row per record (see :meth:`Source.read_prepared`).
+
+    With ``raw_columns``, each row's ``raw`` is the tuple of its cells under those headers, turned
+    into JSON by the writer (``warehouse.raw_json``): the cheapest form to send from a reader process.
+    """
 
     entity: str
     rows: list[tuple[tuple[Any, ...], None, dict[str, Any] | None]]
+    raw_columns: tuple[str, ...] | None = None
 
 
 Item = Record | QuarantineRow | Checkpoint | EntityComplete | Notice

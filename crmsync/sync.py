@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import gc
 import json
 import marshal
@@ -47,7 +48,7 @@ from crmsync.source import (
     load_connector,
 )
 from crmsync.view import StoredRecords
-from crmsync.warehouse import QuarantineRow, Warehouse, finish_row, utcnow
+from crmsync.warehouse import QuarantineRow, Warehouse, finish_row, raw_json, utcnow
 
 COUNT_NAMES = ("read", "inserted", "updated", "unchanged", "quarantined", "removed")
 #: ``CRMSYNC_PARALLEL=0`` reads every source in the writing process (see :func:`run_sync`).
@@ -133,9 +134,13 @@ class _Batcher:
             self.counts[entity] = EntityCounts(self.source, entity)
         return self.counts[entity]
 
-    def add_prepared(self, entity: str, rows: list[tuple[Any, ...]]) -> None:
+    def add_prepared(self, entity: str, rows: list[tuple[Any, ...]],
+                     raw_columns: tuple[str, ...] | None = None) -> None:
         """Rows of :meth:`TableSpec.prepare` (or unfinished ones, see :class:`PreparedRows`) plus
         origin, in read order; flushes every ``batch_size`` rows however they arrive."""
+        if raw_columns is not None:  # raw as bare cells: finish the rows now, while the headers are known
+            raw_of = _raw_json(raw_columns)
+            rows = [finish_row(row, raw_of) for row in rows]
         start, n = 0, len(rows)
         while start < n:
             take = min(n - start, self.batch_size - self.pending)
@@ -320,7 +325,7 @@ def _drain(source: Source, batcher: _Batcher, outcome: SourceOutcome) -> None:
     notices: dict[tuple[str, str], Notice] = {}
     for item in source.read_prepared():
         if type(item) is PreparedRows:
-            batcher.add_prepared(item.entity, item.rows)
+            batcher.add_prepared(item.entity, item.rows, item.raw_columns)
         else:
             _take(source, item, batcher, notices)
     batcher.flush()
@@ -398,7 +403,7 @@ def _drain_parallel(source: Source, batcher: _Batcher, outcome: SourceOutcome, w
             message = loads(data)
             kind = message[0]
             if kind == _ROWS:
-                batcher.add_prepared(message[1], message[2])
+                batcher.add_prepared(message[1], message[2], message[3])
             elif kind == _ITEM:
                 _take(source, pickle.loads(message[1]), batcher, notices)
             elif kind == _END:
@@ -465,7 +470,7 @@ def _read_in_child(source: Source, sender: Any, receiver: Any, wh: Warehouse) ->
                 if type(item) is PreparedRows:
                     # The raw column's JSON and the hash are left to the writer: this side has
                     # several times its work per row (see TableSpec.unfinished).
-                    send(_rows_message(item.entity, item.rows))
+                    send(_rows_message(item))
                 else:
                     send(dumps((_ITEM, pickle.dumps(item))))
             send(dumps((_END,)))
@@ -481,11 +486,18 @@ def _read_in_child(source: Source, sender: Any, receiver: Any, wh: Warehouse) ->
         sender.close()
 
 
-def _rows_message(entity: str, rows: list[tuple[Any, ...]]) -> bytes:
+def _rows_message(item: PreparedRows) -> bytes:
     try:
-        return marshal.dumps((_ROWS, entity, rows))
+        return marshal.dumps((_ROWS, item.entity, item.rows, item.raw_columns))
     except ValueError:  # a raw cell marshal cannot carry (a typed XLSX value): finish the rows here
-        return marshal.dumps((_ROWS, entity, [finish_row(row) for row in rows]))
+        raw_of = _raw_json(item.raw_columns) if item.raw_columns is not None else None
+        return marshal.dumps((_ROWS, item.entity, [finish_row(row, raw_of) for row in item.rows], None))
+
+
+@functools.lru_cache(maxsize=16)
+def _raw_json(headers: tuple[str, ...]) -> Callable[[Any], str]:
+    """One :func:`raw_json` encoder per file's headers (a message of rows each)."""
+    return raw_json(headers)
 
 
 def _portable(exc: CrmsyncError) -> bytes:

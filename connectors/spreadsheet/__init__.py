@@ -26,6 +26,7 @@ import glob
 import re
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from crmsync.mapping_exprs import CellFailed
 from crmsync.model import ENTITIES, Record
 from crmsync.source import EntityComplete, Item, Notice, PreparedRows, Source, StrictOptions, prepare_records
 from crmsync.values import DateOrderDetector, is_blank
-from crmsync.warehouse import SPECS, QuarantineRow, raw_json
+from crmsync.warehouse import SPECS, QuarantineRow
 
 from .reader import SheetRow, Table, open_table
 from .stages import StageCatalog
@@ -205,7 +206,11 @@ class SpreadsheetSource(Source):
         name = self.name
         to_row = SPECS[em.entity].unfinished_fields() if prepared else None
         with self._open(path) as table:
-            raw_of = raw_json(table.headers) if table.text_cells else raw_cells
+            # Prepared, a CSV row's raw goes as its bare cells (see PreparedRows.raw_columns); typed
+            # XLSX cells as the dict the warehouse encodes.
+            bare_cells = to_row is not None and table.text_cells
+            if bare_cells:
+                yield RawColumns(tuple(table.headers))
             for row in table:
                 if row.extra:
                     yield _quarantine(name, em.entity, row, None, row.extra[0],
@@ -224,7 +229,7 @@ class SpreadsheetSource(Source):
                     run.primary(result)
                     yield result.at(file=row.file, sheet=row.sheet, line=row.line)
                 else:
-                    result["raw"] = raw_of(row.values)
+                    result["raw"] = tuple(row.values.values()) if bare_cells else raw_cells(row.values)
                     if catalog is not None:
                         catalog.attach_fields(result)
                     run.primary_id(em.entity, result["source_id"])
@@ -331,22 +336,34 @@ class _Secondaries:
                 yield record
 
 
-def _batched(entity: str, items: Iterator[Item | tuple[Any, ...]], size: int) -> Iterator[Item | PreparedRows]:
+@dataclass(frozen=True, slots=True)
+class RawColumns:
+    """Within one file's items (``prepared``): the headers its rows' raw cells are under."""
+
+    headers: tuple[str, ...]
+
+
+def _batched(entity: str, items: Iterator[Item | RawColumns | tuple[Any, ...]], size: int,
+             ) -> Iterator[Item | PreparedRows]:
     """Runs of warehouse rows as :class:`PreparedRows` of up to ``size``; other items as they are."""
     rows: list[Any] = []
+    columns = None
     for item in items:
         if type(item) is tuple:
             rows.append(item)
             if len(rows) >= size:
-                yield PreparedRows(entity, rows)
+                yield PreparedRows(entity, rows, columns)
                 rows = []
             continue
         if rows:
-            yield PreparedRows(entity, rows)
+            yield PreparedRows(entity, rows, columns)
             rows = []
-        yield item
+        if type(item) is RawColumns:
+            columns = item.headers
+        else:
+            yield item
     if rows:
-        yield PreparedRows(entity, rows)
+        yield PreparedRows(entity, rows, columns)
 
 
 def _quarantine(source: str, entity: str, row: SheetRow, column: str | None, value: object,
