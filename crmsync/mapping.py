@@ -370,7 +370,7 @@ class EntityMapping:
         ]
         # Two converters, each with its own memos: typed values for records, and values as stored.
         self._convert_fields = _compile_convert(self, steps(self.fields), steps(self.custom))
-        self._convert_stored = _compile_convert(self, steps(self.fields, stored=True), steps(self.custom))
+        self._convert_stored = _compile_convert(self, steps(self.fields, stored=True), steps(self.custom), stored=True)
         build = self.record_cls.build
 
         def convert(row: dict[str, Any], source: str) -> Record | Rejection:
@@ -636,7 +636,7 @@ class _Memo:
 _MISS = object()
 
 
-def _compile_convert(em: EntityMapping, field_steps: list[Any], custom_steps: list[Any],
+def _compile_convert(em: EntityMapping, field_steps: list[Any], custom_steps: list[Any], stored: bool = False,
                      ) -> Callable[[dict[str, Any], str], dict[str, Any] | Rejection]:
     """Generate ``convert_fields(row, source)`` for a bound mapping's steps: the loop of the original converter
     unrolled, one block per field, with constants baked in and memo look-ups inline.
@@ -805,7 +805,11 @@ def _compile_convert(em: EntityMapping, field_steps: list[Any], custom_steps: li
     for k, (name, coerce) in enumerate(em._default_coercers):
         ns[f"C{k}"] = coerce
         add(f"    value = data.get({name!r})")
-        add(f"    if isinstance(value, str) and type(value) is not C{k}:")  # an enum member needs no coercion
+        test = f"isinstance(value, str) and type(value) is not C{k}"  # an enum member needs no coercion
+        if stored and isinstance(coerce, type) and issubclass(coerce, Enum):
+            ns[f"V{k}"] = frozenset(member.value for member in coerce)
+            test += f" and value not in V{k}"  # nor, in stored form, an enum's value
+        add(f"    if {test}:")
         add(f"        data[{name!r}] = C{k}(value)")
     # Every value was produced by a typed parser (and coerced above), so the model is built without
     # re-validating (Model.build): validation costs more than all the parsing of a row together.
