@@ -339,7 +339,7 @@ class EntityMapping:
             if coerce is not None:
                 parse = _then(parse, coerce)
             many = extract is not None and extract.pick == "all"
-            if stored and canonical and mode == _SET and not many:
+            if stored and canonical and mode in (_SET, _MONEY) and not many:
                 parse = self._stored(spec, parse)
             if spec.parse not in _MUTABLE_RESULTS and not spec.lookup and not many:
                 parse = _Memo(parse)
@@ -414,7 +414,21 @@ class EntityMapping:
 
     def _stored(self, spec: FieldSpec, parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
         """``parse`` followed by the field's stored form (if it has one); ISO times read as UTC skip
-        the ``datetime`` altogether."""
+        the ``datetime`` altogether, plain amounts the ``Decimal``."""
+        if spec.parse == "money":
+            sep = self.settings.decimal_separator
+            if spec.lookup or spec.extract is not None or sep not in (None, "."):
+                return parse
+            try:  # a plain cell's currency is the default's, checked here once as parse_money checks it
+                currency = values.parse_money("0", self.settings.default_currency, sep).currency  # type: ignore[union-attr]
+            except ValueParseError:
+                return parse  # every row then says why, as before
+
+            def plain_first(raw: Any) -> Any:
+                text = values.plain_amount(raw, sep)
+                return parse(raw) if text is None else values.Money(text, currency)  # type: ignore[arg-type]
+
+            return plain_first
         form = stored_form(self.entity, spec.name)
         if form is None:
             return parse

@@ -541,6 +541,26 @@ def parse_money(raw: object, default_currency: str | None = None, decimal_separa
     return _money_str(s, default, decimal_separator, raw)
 
 
+def plain_amount(raw: object, decimal_separator: str | None = None) -> str | None:
+    """``raw`` itself when it is a plain amount that :func:`parse_money` reads as ``Decimal(raw)``
+    and whose ``str()`` is ``raw`` again (``61923.63``, ``-5``, ``0.50``); ``None`` otherwise
+    (grouping, symbols, spaces, leading zeros, ``1.234``, ...: parse those).
+
+    Why: the warehouse stores an amount as that text, so the commonest cell needs no ``Decimal`` at all.
+
+    >>> plain_amount("61923.63"), plain_amount("0100.50"), plain_amount("1.234"), plain_amount("$5")
+    ('61923.63', None, None, None)
+    """
+    if type(raw) is not str or not _PLAIN_AMOUNT.fullmatch(raw):
+        return None
+    if decimal_separator == "." or (decimal_separator is None and not _DOT_GROUP.fullmatch(raw)):
+        return raw
+    return None
+
+
+_PLAIN_AMOUNT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+
+
 # --------------------------------------------------------------------------------------------------
 # Dates and times
 # --------------------------------------------------------------------------------------------------

@@ -851,3 +851,13 @@ def test_date_order_detector_never_decides_the_wrong_order(order, cells):
         detector.feed(_format_date(d, order, sep, pad, two_digit_year))
     assert not detector.conflict
     assert detector.order in (None, order)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(st.from_regex(r"-?[0-9]{1,8}(\.[0-9]{1,4})?", fullmatch=True), st.text(max_size=12)),
+       sep=st.sampled_from([None, ".", ","]))
+def test_a_plain_amount_is_exactly_the_text_parse_money_would_store(text, sep):
+    plain = values.plain_amount(text, sep)
+    if plain is not None:
+        money = values.parse_money(text, None, sep)
+        assert plain == text == str(money.amount) and money.currency is None
