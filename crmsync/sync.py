@@ -27,7 +27,9 @@ import os
 import pickle
 import queue
 import signal
+import struct
 import sys
+import termios
 import threading
 import time
 import traceback
@@ -353,9 +355,9 @@ def _take(source: Source, item: Any, batcher: _Batcher, notices: dict[tuple[str,
 # -- reading in a second process ---------------------------------------------------------------
 #
 # Why: a spreadsheet ingest is CPU-bound Python (parse, convert, build SQL rows, hash) plus SQLite
-# writes, and one process only uses one core. A forked reader process runs ``source.read()`` and
-# turns every record into a ``(params, None, origin)`` row (TableSpec.unfinished: the writer encodes
-# the raw column and adds the hash, which balances the two sides); this process receives those rows
+# writes, and one process only uses one core. A forked reader process runs ``source.read_prepared()``,
+# whose records arrive as ``(params, None, origin)`` rows (PreparedRows: the writer encodes the custom
+# and raw columns and adds the hash, which balances the two sides); this process receives those rows
 # and the other items in read order and writes them exactly as :func:`_drain` does (same batches,
 # same transactions, same counts). Only this process ever opens the warehouse for writing. The pipe
 # is the bounded queue: the reader blocks once a message or two is unread, so memory stays flat.
@@ -468,9 +470,9 @@ def _read_in_child(source: Source, sender: Any, receiver: Any, wh: Warehouse) ->
         try:
             for item in source.read_prepared():
                 if type(item) is PreparedRows:
-                    # The raw column's JSON and the hash are left to the writer: this side has
-                    # several times its work per row (see TableSpec.unfinished).
-                    send(_rows_message(item))
+                    # The JSON of custom and raw and the hash are left to the writer, unless it is
+                    # the slower side right now: then this side finishes the rows while it would wait.
+                    send(_rows_message(item, finish=_writer_behind(sender)))
                 else:
                     send(dumps((_ITEM, pickle.dumps(item))))
             send(dumps((_END,)))
@@ -486,12 +488,33 @@ def _read_in_child(source: Source, sender: Any, receiver: Any, wh: Warehouse) ->
         sender.close()
 
 
-def _rows_message(item: PreparedRows) -> bytes:
+def _rows_message(item: PreparedRows, finish: bool = False) -> bytes:
+    if not finish:
+        try:
+            return marshal.dumps((_ROWS, item.entity, item.rows, item.raw_columns))
+        except ValueError:  # a raw cell marshal cannot carry (a typed XLSX value): finish the rows here
+            pass
+    raw_of = _raw_json(item.raw_columns) if item.raw_columns is not None else None
+    return marshal.dumps((_ROWS, item.entity, [finish_row(row, raw_of) for row in item.rows], None))
+
+
+def _writer_behind(sender: Any) -> bool:
+    """Whether the writer has fallen behind: its inbox is full, so the pipe has filled up.
+
+    Why: which side is slower depends on the file, the mapping and the machine (measured on the
+    bench's deals, the writer by a few µs per row once it writes raw's JSON). A reader that would
+    otherwise wait on a full pipe finishes the next rows itself (JSON and hash, exactly as the writer
+    would), so the work flows to whichever side has time for it.
+    """
     try:
-        return marshal.dumps((_ROWS, item.entity, item.rows, item.raw_columns))
-    except ValueError:  # a raw cell marshal cannot carry (a typed XLSX value): finish the rows here
-        raw_of = _raw_json(item.raw_columns) if item.raw_columns is not None else None
-        return marshal.dumps((_ROWS, item.entity, [finish_row(row, raw_of) for row in item.rows], None))
+        pending = struct.unpack("i", fcntl.ioctl(sender.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return False
+    return pending >= _BEHIND_BYTES
+
+
+#: Unread bytes in the pipe that mean the writer's inbox is full (a message is a few hundred KiB).
+_BEHIND_BYTES = 64 * 1024
 
 
 @functools.lru_cache(maxsize=16)

@@ -257,3 +257,38 @@ def test_reader_process_exits_by_itself_when_the_writer_is_killed(tmp_path):
     while _alive(readers[0]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(readers[0]), "the reader outlived the killed writer"
+
+
+@pytest.mark.parametrize("behind", ["always", "every other message"])
+def test_a_reader_that_finishes_rows_while_the_writer_is_behind_leaves_the_same_warehouse(tmp_path, monkeypatch,
+                                                                                        behind):
+    # The reader process inherits this patch through fork: it finishes (JSON + hash) the rows of the
+    # messages it is told the writer is behind on, and the writer takes those as they are.
+    calls = iter(range(1_000_000))
+    monkeypatch.setattr(sync_module, "_writer_behind",
+                        lambda sender: behind == "always" or next(calls) % 2 == 0)
+    monkeypatch.setattr(Source, "prepared_rows", 5)
+    arrived = []  # per message the writer got: were its rows finished by the reader?
+    add = sync_module._Batcher.add_prepared
+
+    def spy(self, entity, rows, raw_columns=None):
+        arrived.append(rows[0][1] is not None)
+        return add(self, entity, rows, raw_columns)
+
+    messy_exports(tmp_path / "in")
+    serial = run(tmp_path, "serial", False)
+    monkeypatch.setattr(sync_module._Batcher, "add_prepared", spy)
+    parallel = run(tmp_path, "parallel", True)
+    assert comparable(serial) == comparable(parallel)
+    assert dump(tmp_path / "serial.db") == dump(tmp_path / "parallel.db")
+    assert all(arrived) if behind == "always" else (any(arrived) and not all(arrived))
+
+
+def test_the_writer_counts_as_behind_once_the_pipe_holds_unread_bytes():
+    receiver, sender = sync_module.multiprocessing.Pipe(duplex=False)
+    sync_module._widen_pipe(receiver)  # as _drain_parallel does: room for more than the threshold
+    assert not sync_module._writer_behind(sender)
+    sender.send_bytes(b"x" * sync_module._BEHIND_BYTES)
+    assert sync_module._writer_behind(sender)
+    receiver.recv_bytes()
+    assert not sync_module._writer_behind(sender)

@@ -91,7 +91,7 @@ class SpreadsheetSource(Source):
         rows (``EntityMapping.convert_stored`` + ``TableSpec.unfinished_fields``) with no record object
         in between; everything else is as :meth:`read` yields it.
 
-        ``tests/test_spreadsheet_source.py`` pins that both give the same rows.
+        ``tests/test_prepared_rows.py`` pins that both give the same rows.
         """
         return prepare_records(self._read(prepared=True), self.prepared_rows)
 
