@@ -270,33 +270,19 @@ def _compile_row(converters: tuple[tuple[str, Callable[[Any], Any] | None], ...]
     row_items, param_items, unfinished_items, fields_items = [], [], [], []
     for i, (name, convert) in enumerate(converters):
         get = f"d[{name!r}]"
-        default = defaults.get(name)
-        if default is None:
-            ns[f"D{i}"] = _NULL_PARAM
-        elif convert is None or name in _LEFT_TO_WRITER:
-            ns[f"D{i}"] = default
-        else:
-            ns[f"D{i}"] = convert(default)
+        ns[f"D{i}"] = _default_param(name, convert, defaults.get(name))
+        fields_items.append(_stored_item(i, name, convert, f"g({name!r}, MISS)", ns))
         if convert is None or name in _LEFT_TO_WRITER:
             unfinished_items.append(f"N if (v := {get}) is None else v")
-            fields_items.append(f"D{i} if (v := g({name!r}, MISS)) is MISS else N if v is None else v")
         if convert is None:
             row_items.append(get)
             param_items.append(f"N if (v := {get}) is None else v")
             continue
-        fast = _FAST_CONVERT.get(convert)
-        if fast is not None:
-            call = fast
-        else:
-            ns[f"c{i}"] = convert
-            call = f"c{i}(v)"
+        call = _call(i, convert, ns)
         row_items.append(f"None if (v := {get}) is None else {call}")
         param_items.append(f"N if (v := {get}) is None else {call}")
         if name not in _LEFT_TO_WRITER:
             unfinished_items.append(f"N if (v := {get}) is None else {call}")
-            if convert in _TEXT_READY:  # the value may already be its stored text (see stored_form)
-                call = f"v if type(v) is str else {call}"
-            fields_items.append(f"D{i} if (v := g({name!r}, MISS)) is MISS else N if v is None else {call}")
     ns.update(ENC=_ENCODE, UTC_TEXT=_utc_text, DATE_ISO=date.isoformat)
     source = (
         "def row(d):\n    return [\n        " + ",\n        ".join(row_items) + ",\n    ]\n"
@@ -309,7 +295,60 @@ def _compile_row(converters: tuple[tuple[str, Callable[[Any], Any] | None], ...]
     return ns["row"], ns["params"], ns["unfinished"], ns["unfinished_fields"]
 
 
-_MISSING = object()
+def _default_param(name: str, convert: Callable[[Any], Any] | None, default: Any) -> Any:
+    """A column's parameter when its field was left out (the model's default)."""
+    if default is None:
+        return _NULL_PARAM
+    return default if convert is None or name in _LEFT_TO_WRITER else convert(default)
+
+
+def _call(i: int, convert: Callable[[Any], Any], ns: dict[str, Any], prefix: str = "") -> str:
+    """The expression converting ``v`` to its column value (converter ``c{i}`` put in ``ns``)."""
+    fast = _FAST_CONVERT.get(convert)
+    if fast is not None:
+        return fast.format(p=prefix)
+    ns[f"{prefix}c{i}"] = convert
+    return f"{prefix}c{i}(v)"
+
+
+def _stored_item(i: int, name: str, convert: Callable[[Any], Any] | None, value: str, ns: dict[str, Any],
+                 prefix: str = "") -> str:
+    """One column of :meth:`TableSpec.unfinished_fields`: ``value`` (an expression that is ``MISS``
+    when the field was never set) as the column's parameter. Needs ``{prefix}D{i}``, ``{prefix}N``
+    and ``{prefix}MISS`` in ``ns`` (see :func:`stored_row_expression`)."""
+    d, n, miss = f"{prefix}D{i}", f"{prefix}N", f"{prefix}MISS"
+    if convert is None or name in _LEFT_TO_WRITER:
+        return f"{d} if (v := {value}) is {miss} else {n} if v is None else v"
+    call = _call(i, convert, ns, prefix)
+    if convert in _TEXT_READY:  # the value may already be its stored text (see stored_form)
+        call = f"v if type(v) is str else {call}"
+    return f"{d} if (v := {value}) is {miss} else {n} if v is None else {call}"
+
+
+def stored_row_expression(entity: str, values: dict[str, str], prefix: str) -> tuple[str, dict[str, Any]]:
+    """Source text of a tuple expression that is :meth:`TableSpec.unfinished_fields` of the fields
+    whose values the expressions in ``values`` hold (``MISS`` when unset; columns not in ``values``
+    take their defaults), and the names it needs (all starting with ``prefix``), for code generated
+    elsewhere (``EntityMapping.convert_cells``) that keeps fields in local variables, not a dict.
+
+    >>> text, ns = stored_row_expression("stage", {"source": "s", "source_id": "i", "name": "n"}, "T_")
+    >>> eval(text, {**ns, "s": "x", "i": "1", "n": "Won"})[:3]
+    ('x', '1', 'Won')
+    """
+    spec = SPECS[entity]
+    defaults = _model_defaults(entity)
+    ns: dict[str, Any] = {f"{prefix}N": _NULL_PARAM, f"{prefix}MISS": _MISSING, f"{prefix}ENC": _ENCODE,
+                          f"{prefix}UTC_TEXT": _utc_text, f"{prefix}DATE_ISO": date.isoformat}
+    items = []
+    for i, (name, convert) in enumerate(spec.converters):
+        ns[f"{prefix}D{i}"] = _default_param(name, convert, defaults.get(name))
+        value = values.get(name)
+        items.append(f"{prefix}D{i}" if value is None else _stored_item(i, name, convert, value, ns, prefix))
+    return "(\n        " + ",\n        ".join(items) + ",\n    )", ns
+
+
+#: What :func:`stored_row_expression`'s values are when a field was never set.
+MISSING = _MISSING = object()
 
 
 def _digest(params: tuple[Any, ...]) -> str:
@@ -405,7 +444,7 @@ _from_iso = datetime.fromisoformat
 
 
 _FAST_CONVERT.update({
-    to_json: "ENC(v)", _utc_text: "UTC_TEXT(v)", _enum_value: "v._value_", date.isoformat: "DATE_ISO(v)",
+    to_json: "{p}ENC(v)", _utc_text: "{p}UTC_TEXT(v)", _enum_value: "v._value_", date.isoformat: "{p}DATE_ISO(v)",
     str: "str(v)",
 })
 

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 from crmsync.connectors.spreadsheet import SpreadsheetSource
+from crmsync.connectors.spreadsheet.reader import open_table
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crmsync.config import parse_config
+from crmsync.mapping import Rejection, load_mapping
 from crmsync.model import ENTITIES
 from crmsync.source import PreparedRows, SourceContext, prepare_records
 from crmsync.warehouse import SPECS, finish_row, raw_json
@@ -126,3 +128,45 @@ def test_random_messy_deal_rows_give_the_same_rows_with_or_without_records(tmp_p
     generic, direct = both_ways(lambda: source(str(folder / "deals.csv"), "spreadsheet"))
     assert_same_items(generic, direct)
     shutil.rmtree(folder)
+
+
+def _csv_files_with_mappings(tmp_path: Path) -> list[tuple[Path, str, dict]]:
+    messy_exports(tmp_path / "messy")
+    files = [(p, "spreadsheet", {"phone_region": "ES"}) for p in sorted((tmp_path / "messy").glob("*.csv"))]
+    files += [(p, "spreadsheet", {}) for p in sorted((ROOT / "examples").glob("*.csv"))]
+    for vendor, mapping in [("salesforce", "salesforce_export"), ("pipedrive", "pipedrive_export"),
+                            ("hubspot", "hubspot_export"), ("zoho", "zoho_export")]:
+        files += [(p, mapping, {"timezone": "Europe/Madrid"}) for p in sorted((PRESETS / vendor).glob("*.csv"))]
+    return files
+
+
+def test_rows_converted_by_position_equal_the_field_dicts_made_into_rows(tmp_path):
+    """EntityMapping.convert_cells against convert_stored + unfinished_fields, row by row, on every CSV
+    fixture (also files whose rows feed secondary entities, which the source reads the dict way)."""
+    compared = rejected = 0
+    for path, mapping_name, options in _csv_files_with_mappings(tmp_path):
+        src = source(str(path), mapping_name, **options)
+        mapping = load_mapping(mapping_name, base_dir=ROOT, overrides={
+            "timezone": options.get("timezone"), "phone_region": options.get("phone_region") or "US"})
+        em = mapping.entity_for_file(path.name)
+        if em is None:
+            continue
+        with open_table(str(path)) as table:
+            list(src._settle_date_orders(path.name, table, em))
+        with open_table(str(path)) as table:
+            headers = table.headers
+            em.bind(headers)
+            to_row = SPECS[em.entity].unfinished_fields()
+            for item in table.cell_rows():
+                if type(item) is not tuple:
+                    continue
+                _, cells = item
+                by_position = em.convert_cells(cells, "s")
+                fields = em.convert_stored(dict(zip(headers, cells, strict=True)), "s")
+                if type(fields) is Rejection:
+                    assert by_position == fields, (path.name, cells)
+                    rejected += 1
+                    continue
+                assert same(by_position, to_row({**fields, "raw": tuple(cells)})), (path.name, cells)
+                compared += 1
+    assert compared > 250 and rejected > 10, (compared, rejected)

@@ -211,7 +211,25 @@ class SpreadsheetSource(Source):
             bare_cells = to_row is not None and table.text_cells
             if bare_cells:
                 yield RawColumns(tuple(table.headers))
-            for row in table:
+            # Prepared, a full CSV row that feeds only its own entity is converted from its cells by
+            # position (EntityMapping.convert_cells): no dict of the row, none of its fields.
+            by_position = bare_cells and not also
+            attach = catalog.attach_row if catalog is not None else None
+            primary = run.primary_id
+            entity, file = em.entity, table.path
+            for row in table.cell_rows() if by_position else table:
+                if type(row) is tuple:
+                    line, cells = row
+                    result = em.convert_cells(cells, name)
+                    if type(result) is Rejection:
+                        row = SheetRow(file, None, line, dict(zip(headers, cells, strict=True)), ())
+                        yield _quarantine(name, entity, row, result.column, result.value, result.reason)
+                        continue
+                    if attach is not None:
+                        result = attach(result)
+                    primary(entity, result[1])
+                    yield result, None, {"file": file, "sheet": None, "line": line}
+                    continue
                 if row.extra:
                     yield _quarantine(name, em.entity, row, None, row.extra[0],
                                       f"row has {len(row.extra)} more cell(s) than the header: a delimiter or "

@@ -80,7 +80,7 @@ import warnings
 import zipfile
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import chain, repeat
 from types import TracebackType
 from typing import IO, Any, NamedTuple
@@ -209,10 +209,18 @@ class Table:
         self.decode_errors = 0
         self.text_cells = False
         self._rows: Iterator[SheetRow] = iter(())
+        self._bare_rows: Callable[[], Iterator[SheetRow | tuple[int, list[str]]]] | None = None
         self._closers: list[Any] = []
 
     def __iter__(self) -> Iterator[SheetRow]:
         return self._rows
+
+    def cell_rows(self) -> Iterator[SheetRow | tuple[int, list[str]]]:
+        """The rows iteration gives, except that a CSV row with exactly one cell per header and
+        nothing to note (no undecodable bytes) comes as a plain ``(line, cells)`` tuple: the list
+        ``csv`` made, with no dict (see ``EntityMapping.convert_cells``). Use one or the other.
+        """
+        return self._bare_rows() if self._bare_rows is not None else self._rows
 
     def __enter__(self) -> Table:
         return self
@@ -520,6 +528,7 @@ def _start_csv(
         raise _csv_input_error(path, reader.line_num, exc) from None
     table.headers = _make_headers(table.raw_headers)
     table._rows = _csv_rows(table, reader, source)
+    table._bare_rows = lambda: _csv_rows(table, reader, source, bare=True)
     return table
 
 
@@ -530,7 +539,8 @@ def _csv_input_error(path: str, line: int, exc: csv.Error) -> InputError:
     )
 
 
-def _csv_rows(table: Table, reader: Any, source: _CsvSource) -> Iterator[SheetRow]:
+def _csv_rows(table: Table, reader: Any, source: _CsvSource, bare: bool = False,
+              ) -> Iterator[SheetRow | tuple[int, list[str]]]:
     path = table.path
     headers = table.headers
     width = len(headers)
@@ -548,6 +558,9 @@ def _csv_rows(table: Table, reader: Any, source: _CsvSource) -> Iterator[SheetRo
                 table.blank_rows += 1
                 continue
             if len(cells) == width:
+                if bare and not bad_lines:
+                    yield (first, cells)
+                    continue
                 values, extra = dict(zip(headers, cells, strict=True)), ()
             else:
                 values, extra = _align(headers, width, cells)

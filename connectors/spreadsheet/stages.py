@@ -23,9 +23,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from crmsync.model import Deal, Pipeline, Record, Stage, StageCategory
+from crmsync.warehouse import SPECS
 
 DEFAULT_PIPELINE = "Default"
 _ORDER = {category: i for i, category in enumerate(StageCategory, start=1)}
+#: Where the fields the catalog reads and sets are in a deal's warehouse row.
+_PIPELINE_ID, _PIPELINE_NAME, _STAGE_ID, _STAGE_NAME, _STAGE_CATEGORY = map(
+    SPECS["deal"].columns.index, ("pipeline_id", "pipeline_name", "stage_id", "stage_name", "stage_category"))
 
 
 class StageCatalog:
@@ -61,6 +65,25 @@ class StageCatalog:
             fields["stage_id"] = f"{pipeline}/{stage_name}"
             derived.append("stage_id")
         return derived
+
+    def attach_row(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        """:meth:`attach_fields` on a deal's warehouse row (``EntityMapping.convert_cells``): the
+        row with the derived ids in place. An empty column holds the warehouse's null parameter,
+        never text, so "not text" is "not set" here."""
+        stage_name = row[_STAGE_NAME]
+        if type(stage_name) is not str:
+            return row
+        pipeline = row[_PIPELINE_NAME]
+        if type(pipeline) is not str or not pipeline:
+            pipeline = DEFAULT_PIPELINE
+        key = (pipeline, stage_name)
+        if self._stages.get(key) is None:
+            category = row[_STAGE_CATEGORY]
+            self._stages[key] = category if type(category) is str else None
+        pipeline_id = row[_PIPELINE_ID] if type(row[_PIPELINE_ID]) is str else pipeline
+        stage_id = row[_STAGE_ID] if type(row[_STAGE_ID]) is str else f"{pipeline}/{stage_name}"
+        return (*row[:_PIPELINE_ID], pipeline_id, *row[_PIPELINE_ID + 1 : _STAGE_ID], stage_id,
+                *row[_STAGE_ID + 1 :])
 
     def records(self) -> Iterator[Record]:
         pipelines = list(dict.fromkeys(p for p, _ in self._stages))
