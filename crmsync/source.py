@@ -74,14 +74,14 @@ class Notice:
 @dataclass(slots=True)
 class PreparedRows:
     """Records of one entity, in read order, already as the warehouse writes them: one
-    ``(TableSpec.unfinished params, None, origin)`` row per record (see :meth:`Source.read_prepared`).
+    ``(TableSpec.unfinished params, origin)`` row per record (see :meth:`Source.read_prepared`).
 
     With ``raw_columns``, each row's ``raw`` is the tuple of its cells under those headers, turned
     into JSON by the writer (``warehouse.raw_json``): the cheapest form to send from a reader process.
     """
 
     entity: str
-    rows: list[tuple[tuple[Any, ...], None, dict[str, Any] | None]]
+    rows: list[tuple[tuple[Any, ...], dict[str, Any] | None]]
     raw_columns: tuple[str, ...] | None = None
 
 
@@ -159,7 +159,7 @@ def prepare_records(items: Iterable[Item | PreparedRows], size: int) -> Iterator
     >>> [type(i).__name__ for i in prepare_records(items, 1000)]
     ['Notice', 'PreparedRows']
     """
-    rows: list[tuple[tuple[Any, ...], None, dict[str, Any] | None]] = []
+    rows: list[tuple[tuple[Any, ...], dict[str, Any] | None]] = []
     entity = ""
     unfinished: Any = None
     for item in items:
@@ -170,7 +170,7 @@ def prepare_records(items: Iterable[Item | PreparedRows], size: int) -> Iterator
                     rows = []
                 entity = item.entity
                 unfinished = SPECS[entity].unfinished()
-            rows.append((unfinished(item.__dict__), None, item.origin))
+            rows.append((unfinished(item.__dict__), item.origin))
             continue
         if rows:
             yield PreparedRows(entity, rows)

@@ -116,8 +116,8 @@ class RunSummary:
 class _Batcher:
     """Buffers one source's items and commits them a batch per transaction.
 
-    Records are buffered as the ``(params, digest, origin)`` rows the warehouse writes
-    (:meth:`TableSpec.prepare`), so rows prepared by a reader process (see :func:`_drain_parallel`)
+    Records are buffered as the ``(params, origin)`` rows the warehouse writes
+    (:meth:`TableSpec.params`), so rows prepared by a reader process (see :func:`_drain_parallel`)
     and records read here take the same path and make the same batches.
     """
 
@@ -138,7 +138,7 @@ class _Batcher:
 
     def add_prepared(self, entity: str, rows: list[tuple[Any, ...]],
                      raw_columns: tuple[str, ...] | None = None) -> None:
-        """Rows of :meth:`TableSpec.prepare` (or unfinished ones, see :class:`PreparedRows`) plus
+        """Rows of :meth:`TableSpec.params` (or unfinished ones, see :class:`PreparedRows`) plus
         origin, in read order; flushes every ``batch_size`` rows however they arrive."""
         if raw_columns is not None:  # raw as bare cells: finish the rows now, while the headers are known
             raw_of = _raw_json(raw_columns)
@@ -170,7 +170,7 @@ class _Batcher:
                 d["inserted"] += result.inserted
                 d["updated"] += result.updated
                 d["unchanged"] += result.unchanged
-                for (params, _, origin), reason in result.duplicates:
+                for (params, origin), reason in result.duplicates:
                     source_id = params[1]
                     raw = params[-1]  # the raw column, as JSON text
                     bad.append(QuarantineRow(
@@ -221,7 +221,7 @@ def run_sync(
 
     ``parallel`` (default: on unless ``CRMSYNC_PARALLEL=0``, and only where ``fork`` exists) reads
     sources whose connector sets ``parallel_safe = True`` in a second process that also prepares
-    each record's SQL row and hash, while this process only writes (see :func:`_drain_parallel`).
+    each record's SQL row, while this process only writes (see :func:`_drain_parallel`).
     Results are identical either way; only the wall time differs.
     """
     if parallel is None:
@@ -354,10 +354,10 @@ def _take(source: Source, item: Any, batcher: _Batcher, notices: dict[tuple[str,
 
 # -- reading in a second process ---------------------------------------------------------------
 #
-# Why: a spreadsheet ingest is CPU-bound Python (parse, convert, build SQL rows, hash) plus SQLite
+# Why: a spreadsheet ingest is CPU-bound Python (parse, convert, build SQL rows, JSON) plus SQLite
 # writes, and one process only uses one core. A forked reader process runs ``source.read_prepared()``,
-# whose records arrive as ``(params, None, origin)`` rows (PreparedRows: the writer encodes the custom
-# and raw columns and adds the hash, which balances the two sides); this process receives those rows
+# whose records arrive as ``(params, origin)`` rows (PreparedRows: the writer encodes the custom
+# and raw columns, which balances the two sides); this process receives those rows
 # and the other items in read order and writes them exactly as :func:`_drain` does (same batches,
 # same transactions, same counts). Only this process ever opens the warehouse for writing. The pipe
 # is the bounded queue: the reader blocks once a message or two is unread, so memory stays flat.
@@ -470,7 +470,7 @@ def _read_in_child(source: Source, sender: Any, receiver: Any, wh: Warehouse) ->
         try:
             for item in source.read_prepared():
                 if type(item) is PreparedRows:
-                    # The JSON of custom and raw and the hash are left to the writer, unless it is
+                    # The JSON of custom and raw is left to the writer, unless it is
                     # the slower side right now: then this side finishes the rows while it would wait.
                     send(_rows_message(item, finish=_writer_behind(sender)))
                 else:
@@ -503,7 +503,7 @@ def _writer_behind(sender: Any) -> bool:
 
     Why: which side is slower depends on the file, the mapping and the machine (measured on the
     bench's deals, the writer by a few µs per row once it writes raw's JSON). A reader that would
-    otherwise wait on a full pipe finishes the next rows itself (JSON and hash, exactly as the writer
+    otherwise wait on a full pipe finishes the next rows itself (the JSON, exactly as the writer
     would), so the work flows to whichever side has time for it.
     """
     try:

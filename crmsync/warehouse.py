@@ -26,9 +26,7 @@ Example::
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
-import marshal
 import os
 import re
 import sqlite3
@@ -202,18 +200,12 @@ class TableSpec:
         """
         return self._compiled()[1](record.__dict__)
 
-    def prepare(self, record: Record) -> tuple[tuple[Any, ...], str]:
-        """``(params, digest)``: what :meth:`Warehouse.write_prepared` needs of a record. Pure (no
-        database), so a reader process can do it while the writer writes."""
-        params = self._compiled()[1](record.__dict__)
-        return params, _digest(params)
-
     def unfinished(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
         """``f(record.__dict__)``: :meth:`params` with ``custom`` and ``raw`` still dicts, no digest.
 
         A reader process sends these (marshalled) and :meth:`Warehouse.write_prepared` finishes them
-        (:func:`finish_row`): it moves the JSON encoding of those two and the hash, a fifth of the
-        per-row work, to the writer, which has less to do. Dicts that marshal cannot carry (typed
+        (:func:`finish_row`): the JSON encoding of those two can then be done by whichever process
+        has time for it. Dicts that marshal cannot carry (typed
         XLSX cells, parsed custom values) must be finished on the reader's side (:func:`finish_row`).
         """
         return self._compiled()[2]
@@ -351,38 +343,14 @@ def stored_row_expression(entity: str, values: dict[str, str], prefix: str) -> t
 MISSING = _MISSING = object()
 
 
-def _digest(params: tuple[Any, ...]) -> str:
-    """Change-detection hash of a row's statement parameters (see TableSpec.params).
-
-    ``marshal`` format 2 writes str/int/float/None/bool exactly and without back-references, so
-    equal rows give equal bytes in every process; it costs a third of ``repr`` (which escapes each
-    string). The ``m`` prefix tells it from hashes written by older versions (see _legacy_match).
-    """
-    return "m" + _blake2b(_marshal(params, 2), digest_size=16).hexdigest()
-
-
-_blake2b = hashlib.blake2b
-_marshal = marshal.dumps
-
-
-def _legacy_match(old_hash: str | None, params: tuple[Any, ...]) -> bool:
-    """Whether a hash stored by a version before the ``m`` form matches this row unchanged.
-
-    Such rows are recognised once (and their hash rewritten) instead of all counting as updated.
-    """
-    if old_hash is None or len(old_hash) != 32:
-        return False
-    return hashlib.blake2b(repr(params_row(params)[2:]).encode(), digest_size=16).hexdigest() == old_hash
-
-
 #: Columns :meth:`TableSpec.unfinished` leaves as dicts; always the last two (see TableSpec.for_entity).
 _LEFT_TO_WRITER = ("custom", "raw")
 
 
 def finish_row(row: tuple[Any, ...], raw_of: Callable[[Any], str] | None = None) -> tuple[Any, ...]:
-    """``(unfinished params, None, tag)`` -> ``(params, digest, tag)``: the ``custom`` and ``raw``
-    columns (the last two) JSON-encoded as :meth:`TableSpec.params` would have, then hashed. A ``raw``
-    of bare cells (a tuple) is encoded by ``raw_of`` (:func:`raw_json` of their headers)."""
+    """``(unfinished params, tag)`` -> ``(params, tag)``: the ``custom`` and ``raw`` columns (the last
+    two) JSON-encoded as :meth:`TableSpec.params` would have. A ``raw`` of bare cells (a tuple) is
+    encoded by ``raw_of`` (:func:`raw_json` of their headers)."""
     params = row[0]
     custom, raw = params[-2], params[-1]
     if type(raw) is tuple:
@@ -392,8 +360,8 @@ def finish_row(row: tuple[Any, ...], raw_of: Callable[[Any], str] | None = None)
     if type(custom) is dict:
         custom = _ENCODE(custom)
     if custom is not params[-2] or raw is not params[-1]:
-        params = (*params[:-2], custom, raw)
-    return params, _digest(params), row[2]
+        return (*params[:-2], custom, raw), row[1]
+    return row
 
 
 def params_row(params: tuple[Any, ...]) -> list[Any]:
@@ -555,7 +523,7 @@ class Warehouse:
         try:
             with self.transaction():
                 for spec in SPECS.values():
-                    columns: dict[str, type] = {**spec.types, "row_hash": str, "first_run": int,
+                    columns: dict[str, type] = {**spec.types, "first_run": int,
                                                 "last_run": int, "removed_run": int}
                     table = db[spec.table]
                     if not table.exists():
@@ -648,74 +616,85 @@ class Warehouse:
         written again: it comes back in ``duplicates`` for the caller to
         quarantine, so a repeated id in the input never silently overwrites.
         """
-        prepare = SPECS[entity].prepare
-        counts = self.write_prepared(run_id, entity, [(*prepare(record), record) for record in records])
-        counts.duplicates = [(row[2], reason) for row, reason in counts.duplicates]
+        params = SPECS[entity].params
+        counts = self.write_prepared(run_id, entity, [(params(record), record) for record in records])
+        counts.duplicates = [(row[1], reason) for row, reason in counts.duplicates]
         return counts
 
-    def write_prepared(self, run_id: int, entity: str, rows: Sequence[tuple[tuple[Any, ...], str, Any]]) -> BatchCounts:
-        """:meth:`write_records` for rows already turned into ``(params, digest, tag)`` by
-        :meth:`TableSpec.prepare` (possibly in another process); ``duplicates`` holds ``(row, reason)``.
-        A row with a ``None`` digest comes from :meth:`TableSpec.unfinished` and is finished here.
+    def write_prepared(self, run_id: int, entity: str, rows: Sequence[tuple[tuple[Any, ...], Any]]) -> BatchCounts:
+        """:meth:`write_records` for rows already turned into ``(params, tag)`` by :meth:`TableSpec.params`
+        (possibly in another process); ``duplicates`` holds ``(row, reason)``. A row whose ``custom`` or
+        ``raw`` is still a dict (:meth:`TableSpec.unfinished`) is finished here.
+
+        A stored row is unchanged when its columns hold these parameters. Why compare the columns
+        and not a hash of the row: only ids already stored need comparing at all, so a new row costs
+        nothing (hashing every row was about a tenth of an ingest); and the comparison is exact.
         """
         spec = SPECS[entity]
         counts = BatchCounts()
         if not rows:
             return counts
-        by_key: dict[tuple[str, str], tuple[tuple[Any, ...], str, Any]] = {}
+        by_key: dict[tuple[str, str], tuple[tuple[Any, ...], Any]] = {}
         for row in rows:
-            if row[1] is None:
-                row = finish_row(row)
             params = row[0]
+            if type(params[-1]) is dict or type(params[-2]) is dict:
+                row = finish_row(row)
+                params = row[0]
             key = (params[0], params[1])
             if key in by_key:
                 counts.duplicates.append((row, "duplicate id in this run: an earlier row has the same id"))
                 continue
             by_key[key] = row
 
-        existing = self._existing(spec.table, list(by_key))
+        existing = self._existing(spec, list(by_key))
         inserts, updates, touches = [], [], []
-        changed_keys = []
+        changed: dict[tuple[str, str], tuple[tuple[Any, ...], list[Any]]] = {}
         for key, row in by_key.items():
-            params, digest = row[0], row[1]
+            params = row[0]
             old = existing.get(key)
             if old is None:
-                inserts.append((*params, digest, run_id, run_id))
+                inserts.append(params)
                 continue
-            old_hash, last_run, removed_run = old
+            last_run, removed_run = old[0], old[1]
             if last_run == run_id:
                 counts.duplicates.append((row, "duplicate id in this run: an earlier row has the same id"))
-            elif removed_run is None and (old_hash == digest or _legacy_match(old_hash, params)):
+                continue
+            new = params_row(params)
+            if removed_run is None and (list(old[2:]) == new or self._holds(spec, params)):
                 touches.append(key)
-                if old_hash != digest:  # written by an older crmsync: store the current hash form
-                    self.conn.execute(
-                        f'UPDATE "{spec.table}" SET row_hash = ? WHERE source = ? AND source_id = ?',
-                        (digest, key[0], key[1]),
-                    )
             else:
-                updates.append((*params[2:], digest, run_id, key[0], key[1]))
-                changed_keys.append(key)
+                updates.append((*params[2:], run_id, key[0], key[1]))
+                changed[key] = (old, new)
 
         table = spec.table
         cols = ", ".join(f'"{c}"' for c in spec.columns)
-        if changed_keys and entity in HISTORY_ENTITIES:
-            self._record_changes(run_id, spec, changed_keys, {k: params_row(by_key[k][0]) for k in changed_keys})
+        if changed and entity in HISTORY_ENTITIES:
+            self._record_changes(run_id, spec, changed)
         if inserts:
-            marks = ", ".join("?" * (len(spec.columns) + 3))
+            marks = ", ".join("?" * len(spec.columns))
             self.conn.executemany(
-                f'INSERT INTO "{table}" ({cols}, row_hash, first_run, last_run) VALUES ({marks})', inserts
+                f'INSERT INTO "{table}" ({cols}, first_run, last_run) VALUES ({marks}, {run_id:d}, {run_id:d})',
+                inserts,
             )
         if updates:
             sets = ", ".join(f'"{c}" = ?' for c in spec.columns[2:])
             self.conn.executemany(
-                f'UPDATE "{table}" SET {sets}, row_hash = ?, last_run = ?, removed_run = NULL '
-                "WHERE source = ? AND source_id = ?",
+                f'UPDATE "{table}" SET {sets}, last_run = ?, removed_run = NULL WHERE source = ? AND source_id = ?',
                 updates,
             )
         if touches:
             self._touch(table, run_id, touches)
         counts.inserted, counts.updated, counts.unchanged = len(inserts), len(updates), len(touches)
         return counts
+
+    def _holds(self, spec: TableSpec, params: tuple[Any, ...]) -> bool:
+        """Whether the stored row compares equal to ``params`` in SQLite, where each column's type
+        affinity applies (an ``INTEGER`` column stores the text ``"5"`` as ``5``). Asked only when the
+        Python values differ, so a value the column converts does not count as a change every run."""
+        test = " AND ".join(f'"{c}" IS ?' for c in spec.columns[2:])
+        return self.conn.execute(
+            f'SELECT 1 FROM "{spec.table}" WHERE source = ? AND source_id = ? AND {test}', params
+        ).fetchone() is not None
 
     def _touch(self, table: str, run_id: int, keys: list[tuple[str, str]]) -> None:
         """Set ``last_run`` of unchanged rows: one ``UPDATE ... IN (...)`` per chunk of keys."""
@@ -731,37 +710,34 @@ class Warehouse:
                     (run_id, source, *chunk),
                 )
 
-    def _existing(self, table: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, int, Any]]:
-        found: dict[tuple[str, str], tuple[str, int, Any]] = {}
+    def _existing(self, spec: TableSpec, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[Any, ...]]:
+        """Stored rows of these keys: ``(last_run, removed_run, *columns)``."""
+        found: dict[tuple[str, str], tuple[Any, ...]] = {}
         by_source: dict[str, list[str]] = {}
         for source, source_id in keys:
             by_source.setdefault(source, []).append(source_id)
+        cols = ", ".join(f'"{c}"' for c in spec.columns)
         for source, ids in by_source.items():
             for start in range(0, len(ids), _CHUNK):
                 chunk = ids[start : start + _CHUNK]
                 marks = ", ".join("?" * len(chunk))
-                for sid, row_hash, last_run, removed_run in self.conn.execute(
-                    f'SELECT source_id, row_hash, last_run, removed_run FROM "{table}" '
+                for row in self.conn.execute(
+                    f'SELECT last_run, removed_run, {cols} FROM "{spec.table}" '
                     f"WHERE source = ? AND source_id IN ({marks})",
                     (source, *chunk),
                 ):
-                    found[(source, sid)] = (row_hash, last_run, removed_run)
+                    found[(source, row[3])] = row
         return found
 
-    def _record_changes(self, run_id: int, spec: TableSpec, keys: list[tuple[str, str]],
-                        rows: dict[tuple[str, str], list[Any]]) -> None:
+    def _record_changes(self, run_id: int, spec: TableSpec,
+                        changed: dict[tuple[str, str], tuple[tuple[Any, ...], list[Any]]]) -> None:
+        """History rows for ``{key: (stored row as _existing reads it, new row values)}``."""
         now = utcnow()
         history = []
-        cols = ", ".join(f'"{c}"' for c in spec.columns)
-        for source, source_id in keys:
-            old = self.conn.execute(
-                f'SELECT {cols}, removed_run FROM "{spec.table}" WHERE source = ? AND source_id = ?',
-                (source, source_id),
-            ).fetchone()
-            new = rows[(source, source_id)]
-            if old[-1] is not None:
+        for (source, source_id), (old, new) in changed.items():
+            if old[1] is not None:
                 history.append((run_id, source, spec.entity, source_id, "_removed", "removed", None, now))
-            for name, before, after in zip(spec.columns[2:], old[2:-1], new[2:], strict=True):
+            for name, before, after in zip(spec.columns[2:], old[4:], new[2:], strict=True):
                 if before == after:
                     continue
                 if name in ("custom", "raw"):

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from crmsync.errors import WarehouseError
-from crmsync.model import Deal, Person
+from crmsync.model import Deal, Person, Stage
 from crmsync.warehouse import QuarantineRow, Warehouse
 
 
@@ -127,3 +127,28 @@ def test_schema_gains_new_model_columns_on_an_existing_warehouse(tmp_path):
     conn.close()
     with Warehouse.open(path) as wh:
         assert "lost_reason" in wh.db["deals"].columns_dict
+
+
+def test_a_value_the_column_stores_in_its_own_type_is_not_a_change_on_the_next_run(tmp_path):
+    # A mapping may give an integer column text ("3"): SQLite stores it as the integer 3, so the
+    # stored row differs from the parameters in Python but holds the same value.
+    with Warehouse.open(tmp_path / "w.db") as wh:
+        stage = {"source": "s", "source_id": "P/1", "name": "Won", "pipeline_id": "P", "position": "3"}
+        write(wh, wh.start_run("sync"), [Stage.build(stage)], "stage")
+        assert wh.conn.execute("select position, typeof(position) from stages").fetchone() == (3, "integer")
+        again = write(wh, wh.start_run("sync"), [Stage.build(stage)], "stage")
+        moved = write(wh, wh.start_run("sync"), [Stage.build({**stage, "position": "4"})], "stage")
+        assert (again.updated, again.unchanged) == (0, 1)
+        assert (moved.updated, moved.unchanged) == (1, 0)
+
+
+def test_rows_of_a_warehouse_written_with_row_hashes_are_unchanged_when_read_again(tmp_path):
+    # Earlier versions kept a row_hash column; it is left in place and no longer decides anything.
+    with Warehouse.open(tmp_path / "w.db") as wh:
+        write(wh, wh.start_run("sync"), [deal(1), deal(2)])
+        wh.conn.execute("alter table deals add column row_hash text")
+        wh.conn.execute("update deals set row_hash = 'm0123'")
+    with Warehouse.open(tmp_path / "w.db") as wh:
+        c = write(wh, wh.start_run("sync"), [deal(1), deal(2, title="Renamed")])
+        assert (c.inserted, c.updated, c.unchanged) == (0, 1, 1)
+        assert wh.conn.execute("select count(*) from changes").fetchone()[0] == 1
