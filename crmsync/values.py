@@ -83,6 +83,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
 )  # fmt: skip
 _PLACEHOLDER_MAX = max(map(len, PLACEHOLDERS))
 _ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+assert not any(p.isdigit() for p in PLACEHOLDERS)  # parse_text returns digit-only cells as they are
 
 
 def _clean(s: str) -> str:
@@ -129,6 +130,8 @@ def parse_text(raw: object) -> str | None:
     ('12345', None)
     """
     if type(raw) is str:
+        if raw.isdigit():  # ids: no space to strip, no placeholder (checked below) -- the commonest cell
+            return raw
         # _clean() and _blank_str() inlined: this runs for every text cell of every row.
         s = raw.strip()
         if s and (s[0] in _ZERO_WIDTH or s[-1] in _ZERO_WIDTH):
@@ -551,14 +554,16 @@ def plain_amount(raw: object, decimal_separator: str | None = None) -> str | Non
     >>> plain_amount("61923.63"), plain_amount("0100.50"), plain_amount("1.234"), plain_amount("$5")
     ('61923.63', None, None, None)
     """
-    if type(raw) is not str or not _PLAIN_AMOUNT.fullmatch(raw):
+    if type(raw) is not str:
         return None
-    if decimal_separator == "." or (decimal_separator is None and not _DOT_GROUP.fullmatch(raw)):
-        return raw
-    return None
+    if decimal_separator is None:  # "1.234" could be grouping: not plain (one regex for both tests)
+        return raw if _PLAIN_UNGROUPED.fullmatch(raw) else None
+    return raw if decimal_separator == "." and _PLAIN_AMOUNT.fullmatch(raw) else None
 
 
 _PLAIN_AMOUNT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+#: _PLAIN_AMOUNT that is not also _DOT_GROUP.
+_PLAIN_UNGROUPED = re.compile(r"(?!-?[1-9][0-9]{0,2}\.[0-9]{3}$)-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -400,15 +400,21 @@ def iso_utc_text(raw: object) -> str | None:
     """
     if type(raw) is not str or len(raw) != 19 or not _ISO_SECONDS.fullmatch(raw):
         return None
-    try:
-        _from_iso(raw)  # the calendar check: month 1-12, day in month, hour < 24...
-    except ValueError:
-        return None
-    return f"{raw[:10]}T{raw[11:]}Z"
+    day = raw[:10]
+    if day not in _REAL_DAYS:  # the calendar check (month 1-12, day in month), once per day seen
+        try:
+            _date_from_iso(day)
+        except ValueError:
+            return None
+        if len(_REAL_DAYS) < 100_000:
+            _REAL_DAYS.add(day)
+    return f"{day}T{raw[11:]}Z"
 
 
-_ISO_SECONDS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}")
-_from_iso = datetime.fromisoformat
+#: The time of day is checked here (hour < 24, minute and second < 60, as ``datetime`` requires).
+_ISO_SECONDS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]")
+_date_from_iso = date.fromisoformat
+_REAL_DAYS: set[str] = set()
 
 
 _FAST_CONVERT.update({

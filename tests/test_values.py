@@ -861,3 +861,36 @@ def test_a_plain_amount_is_exactly_the_text_parse_money_would_store(text, sep):
     if plain is not None:
         money = values.parse_money(text, None, sep)
         assert plain == text == str(money.amount) and money.currency is None
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(alphabet="0123456789²٣ \t\u200bnoe", max_size=8), st.text(max_size=10)))
+def test_parse_text_is_the_cleaned_cell_or_none_for_a_blank_one(raw):
+    cleaned = values._clean(raw)
+    assert values.parse_text(raw) == (None if values._blank_str(cleaned) else cleaned)
+
+
+def _iso_utc_text_by_datetime(raw: str) -> str | None:
+    """iso_utc_text as first written: the cell parsed to a datetime and formatted back."""
+    if len(raw) != 19 or raw[10] not in "T " or not raw.isascii():
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None or parsed.isoformat(sep=raw[10]) != raw:
+        return None
+    return parsed.isoformat(sep="T") + "Z"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(
+    st.from_regex(r"[0-9]{4}-[01][0-9]-[0-3][0-9][T ][0-2][0-9]:[0-6][0-9]:[0-6][0-9]", fullmatch=True),
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)).map(
+        lambda d: d.strftime("%Y-%m-%d %H:%M:%S")),
+    st.text(alphabet="0123456789-: T", min_size=19, max_size=19),
+))
+def test_iso_utc_text_accepts_exactly_the_real_date_times_and_writes_their_stored_form(raw):
+    from crmsync.warehouse import iso_utc_text
+
+    assert iso_utc_text(raw) == _iso_utc_text_by_datetime(raw)
