@@ -27,9 +27,7 @@ import os
 import pickle
 import queue
 import signal
-import struct
 import sys
-import termios
 import threading
 import time
 import traceback
@@ -378,15 +376,19 @@ class ReaderCrashed(CrmsyncError):
 def _drain_parallel(source: Source, batcher: _Batcher, outcome: SourceOutcome, wh: Warehouse) -> None:
     ctx = multiprocessing.get_context("fork")
     receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_read_in_child, args=(source, sender, receiver, wh),
+    # A thread moves messages from the pipe into a queue that holds a batch and a bit: while this
+    # thread commits a batch, the reader keeps going instead of waiting on a full 64 KiB pipe
+    # (measured: without it the two processes mostly took turns).
+    inbox_size = batcher.batch_size // source.prepared_rows + 2
+    inbox: queue.Queue[bytes | None] = queue.Queue(maxsize=inbox_size)
+    # Messages this process has taken, in memory both processes share: the reader's measure of the
+    # writer's backlog (see WorkShare).
+    taken = ctx.RawValue("q", 0)
+    proc = ctx.Process(target=_read_in_child, args=(source, sender, receiver, wh, taken, inbox_size // 2),
                        name=f"crmsync-read-{source.name}", daemon=True)
     _widen_pipe(receiver)
     proc.start()
     sender.close()
-    # A thread moves messages from the pipe into a queue that holds a batch and a bit: while this
-    # thread commits a batch, the reader keeps going instead of waiting on a full 64 KiB pipe
-    # (measured: without it the two processes mostly took turns).
-    inbox: queue.Queue[bytes | None] = queue.Queue(maxsize=batcher.batch_size // source.prepared_rows + 2)
     pump = threading.Thread(target=_pump, args=(receiver, inbox), name=f"crmsync-inbox-{source.name}", daemon=True)
     pump.start()
     notices: dict[tuple[str, str], Notice] = {}
@@ -394,6 +396,7 @@ def _drain_parallel(source: Source, batcher: _Batcher, outcome: SourceOutcome, w
     try:
         while True:
             data = get()
+            taken.value += 1
             if data is None:  # the pipe closed before the reader said it was done
                 proc.join(timeout=5)
                 code = proc.exitcode
@@ -452,7 +455,7 @@ def _pump(receiver: Any, inbox: queue.Queue[bytes | None]) -> None:
         inbox.put(None)
 
 
-def _read_in_child(source: Source, sender: Any, receiver: Any, wh: Warehouse) -> None:
+def _read_in_child(source: Source, sender: Any, receiver: Any, wh: Warehouse, taken: Any, backlog: int) -> None:
     """The reader process: ``source.read()`` as messages; never touches the warehouse."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     # The parent's end of the pipe, inherited by fork: closed, so that if the parent dies the next
@@ -466,15 +469,15 @@ def _read_in_child(source: Source, sender: Any, receiver: Any, wh: Warehouse) ->
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
     send, dumps = sender.send_bytes, marshal.dumps
+    share = WorkShare(taken, backlog)
     try:
         try:
             for item in source.read_prepared():
                 if type(item) is PreparedRows:
-                    # The JSON of custom and raw is left to the writer, unless it is
-                    # the slower side right now: then this side finishes the rows while it would wait.
-                    send(_rows_message(item, finish=_writer_behind(sender)))
+                    send(_rows_message(item, finish=share.rows(len(item.rows))))
                 else:
                     send(dumps((_ITEM, pickle.dumps(item))))
+                share.sent()
             send(dumps((_END,)))
         except CrmsyncError as exc:
             send(dumps((_ERROR, _portable(exc))))
@@ -488,33 +491,53 @@ def _read_in_child(source: Source, sender: Any, receiver: Any, wh: Warehouse) ->
         sender.close()
 
 
-def _rows_message(item: PreparedRows, finish: bool = False) -> bytes:
-    if not finish:
-        try:
-            return marshal.dumps((_ROWS, item.entity, item.rows, item.raw_columns))
-        except ValueError:  # a raw cell marshal cannot carry (a typed XLSX value): finish the rows here
-            pass
-    raw_of = _raw_json(item.raw_columns) if item.raw_columns is not None else None
-    return marshal.dumps((_ROWS, item.entity, [finish_row(row, raw_of) for row in item.rows], None))
-
-
-def _writer_behind(sender: Any) -> bool:
-    """Whether the writer has fallen behind: its inbox is full, so the pipe has filled up.
-
-    Why: which side is slower depends on the file, the mapping and the machine (measured on the
-    bench's deals, the writer by a few µs per row once it writes raw's JSON). A reader that would
-    otherwise wait on a full pipe finishes the next rows itself (the JSON, exactly as the writer
-    would), so the work flows to whichever side has time for it.
-    """
+def _rows_message(item: PreparedRows, finish: int = 0) -> bytes:
+    """The rows as a message, the first ``finish`` of them finished here (their JSON written)."""
+    rows, n = item.rows, len(item.rows)
+    if finish:
+        raw_of = _raw_json(item.raw_columns) if item.raw_columns is not None else None
+        rows = [finish_row(row, raw_of) for row in rows[:finish]] + rows[finish:]
     try:
-        pending = struct.unpack("i", fcntl.ioctl(sender.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
-    except OSError:
-        return False
-    return pending >= _BEHIND_BYTES
+        # Rows all finished need nothing of their headers on the writer's side.
+        return marshal.dumps((_ROWS, item.entity, rows, item.raw_columns if finish < n else None))
+    except ValueError:  # a raw cell marshal cannot carry (a typed XLSX value): finish the rows here
+        if finish >= n:
+            raise
+        return _rows_message(item, finish=n)
 
 
-#: Unread bytes in the pipe that mean the writer's inbox is full (a message is a few hundred KiB).
-_BEHIND_BYTES = 64 * 1024
+class WorkShare:
+    """Which share of each message's rows the reader process finishes (writes the JSON of) itself.
+
+    Why: that work (about a sixth of a deals row's CPU) can be done on either side, and which side
+    is the slower one depends on the file, the mapping and the machine. After each message the
+    reader compares how many messages it has sent with how many the writer has taken (``taken``,
+    a counter in shared memory): more than ``backlog`` waiting means the writer is behind, so the
+    reader takes a larger share of the work; fewer, a smaller one. The share settles where the two
+    processes go at the same pace.
+
+    >>> share = WorkShare(taken=type("Counter", (), {"value": 0})(), backlog=1)
+    >>> share.sent(); share.rows(1000)   # one message waiting: not behind yet
+    400
+    >>> share.sent(); share.rows(1000)   # two: behind
+    500
+    """
+
+    #: How much the share moves per message.
+    STEP = 0.1
+
+    def __init__(self, taken: Any, backlog: int, start: float = 0.5) -> None:
+        self.taken, self.backlog, self.share, self.count = taken, backlog, start, 0
+
+    def rows(self, n: int) -> int:
+        return round(self.share * n)
+
+    def sent(self) -> None:
+        self.count += 1
+        if self.count - self.taken.value > self.backlog:
+            self.share = min(1.0, self.share + self.STEP)
+        else:
+            self.share = max(0.0, self.share - self.STEP)
 
 
 @functools.lru_cache(maxsize=16)
