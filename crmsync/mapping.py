@@ -455,6 +455,10 @@ class EntityMapping:
                 text = values.plain_amount(raw, sep)
                 return parse(raw) if text is None else values.Money(text, currency)  # type: ignore[arg-type]
 
+            # What _compile_convert may call first by itself: the text, or None to call this.
+            plain_first.text_first = (  # type: ignore[attr-defined]
+                values.plain_amount if sep is None else (lambda raw: values.plain_amount(raw, sep)))
+            plain_first.currency = currency  # type: ignore[attr-defined]
             return plain_first
         form = stored_form(self.entity, spec.name)
         if form is None:
@@ -468,6 +472,7 @@ class EntityMapping:
             text = iso_utc_text(raw)
             return stored(raw) if text is None else text
 
+        iso_first.text_first = iso_utc_text  # type: ignore[attr-defined]
         return iso_first
 
     def _constant(self, spec: FieldSpec, canonical_field: bool) -> Any:
@@ -848,6 +853,22 @@ def _compile_convert(em: EntityMapping, field_steps: list[Any], custom_steps: li
         add(f"{indent}if raw is None or raw == '':")
         lines.extend(f"{indent}    {e}" for e in empty or ["pass"])
         add(f"{indent}else:")
+        # By position, a cell whose stored text is itself (plain amounts, ISO times read as UTC, see
+        # EntityMapping._stored) is stored without the memo and the parse: no call layers, no Money.
+        parser = getattr(parse_fn, "parse", parse_fn)  # under its memo, if it has one
+        text_first = getattr(parser, "text_first", None) if positional else None
+        if text_first is not None and mode in (_SET, _MONEY):
+            ns[f"TF{i}"] = text_first
+            add(f"{indent}    value = TF{i}(raw)")
+            add(f"{indent}    if value is not None:")
+            add(f"{indent}        {slot(target, name)} = value")
+            currency = getattr(parser, "currency", None) if mode == _MONEY else None
+            if currency:
+                ns[f"CUR{i}"] = currency
+                add(f"{indent}        if not {current('currency')}:")
+                add(f"{indent}            {put('currency')} = CUR{i}")
+            add(f"{indent}    else:")
+            indent += "    "
         parse(i, parse_fn, where, indent + "    ")
         add(f"{indent}    if value is None:")
         lines.extend(f"{indent}        {e}" for e in empty or ["pass"])

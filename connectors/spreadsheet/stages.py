@@ -30,6 +30,7 @@ _ORDER = {category: i for i, category in enumerate(StageCategory, start=1)}
 #: Where the fields the catalog reads and sets are in a deal's warehouse row.
 _PIPELINE_ID, _PIPELINE_NAME, _STAGE_ID, _STAGE_NAME, _STAGE_CATEGORY = map(
     SPECS["deal"].columns.index, ("pipeline_id", "pipeline_name", "stage_id", "stage_name", "stage_category"))
+assert [_PIPELINE_NAME, _STAGE_ID, _STAGE_NAME] == [_PIPELINE_ID + 1, _PIPELINE_ID + 2, _PIPELINE_ID + 3]  # adjacent
 
 
 class StageCatalog:
@@ -38,6 +39,8 @@ class StageCatalog:
     def __init__(self, source: str):
         self.source = source
         self._stages: dict[tuple[str, str], StageCategory | None] = {}
+        #: attach_row: (pipeline id, pipeline name, stage id, stage name) -> the first three, derived.
+        self._ids: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
 
     def attach(self, deal: Deal) -> Deal:
         """Give the deal derived ``pipeline_id``/``stage_id`` (unless the export had ids) and remember them."""
@@ -73,17 +76,22 @@ class StageCatalog:
         stage_name = row[_STAGE_NAME]
         if type(stage_name) is not str:
             return row
-        pipeline = row[_PIPELINE_NAME]
-        if type(pipeline) is not str or not pipeline:
-            pipeline = DEFAULT_PIPELINE
-        key = (pipeline, stage_name)
-        if self._stages.get(key) is None:
-            category = row[_STAGE_CATEGORY]
-            self._stages[key] = category if type(category) is str else None
-        pipeline_id = row[_PIPELINE_ID] if type(row[_PIPELINE_ID]) is str else pipeline
-        stage_id = row[_STAGE_ID] if type(row[_STAGE_ID]) is str else f"{pipeline}/{stage_name}"
-        return (*row[:_PIPELINE_ID], pipeline_id, *row[_PIPELINE_ID + 1 : _STAGE_ID], stage_id,
-                *row[_STAGE_ID + 1 :])
+        key = row[_PIPELINE_ID:_STAGE_NAME + 1]  # pipeline id and name, stage id and name
+        ids = self._ids.get(key)
+        if ids is None:
+            pipeline = row[_PIPELINE_NAME]
+            if type(pipeline) is not str or not pipeline:
+                pipeline = DEFAULT_PIPELINE
+            stage = (pipeline, stage_name)
+            if self._stages.get(stage) is None:
+                category = row[_STAGE_CATEGORY]
+                self._stages[stage] = category if type(category) is str else None
+            ids = (row[_PIPELINE_ID] if type(row[_PIPELINE_ID]) is str else pipeline, row[_PIPELINE_NAME],
+                   row[_STAGE_ID] if type(row[_STAGE_ID]) is str else f"{pipeline}/{stage_name}")
+            # Remembered once the stage's category is known (nothing more to record about it).
+            if self._stages[stage] is not None and len(self._ids) < 4096:
+                self._ids[key] = ids
+        return row[:_PIPELINE_ID] + ids + row[_STAGE_ID + 1 :]
 
     def records(self) -> Iterator[Record]:
         pipelines = list(dict.fromkeys(p for p, _ in self._stages))
