@@ -75,13 +75,15 @@ class Notice:
 class PreparedRows:
     """Records of one entity, in read order, already as the warehouse writes them: one
     ``(TableSpec.unfinished params, origin)`` row per record (see :meth:`Source.read_prepared`).
+    ``origin`` is the record's (a dict, or ``None``), or for a spreadsheet row ``(file, sheet, line)``:
+    cheaper to send than a dict per row.
 
     With ``raw_columns``, each row's ``raw`` is the tuple of its cells under those headers, turned
     into JSON by the writer (``warehouse.raw_json``): the cheapest form to send from a reader process.
     """
 
     entity: str
-    rows: list[tuple[tuple[Any, ...], dict[str, Any] | None]]
+    rows: list[tuple[tuple[Any, ...], dict[str, Any] | tuple[str, str | None, int] | None]]
     raw_columns: tuple[str, ...] | None = None
 
 

@@ -174,7 +174,7 @@ class _Batcher:
                     bad.append(QuarantineRow(
                         source=self.source, entity=entity, reason=f"{reason} ({source_id})",
                         column=None, value=source_id, raw=json.loads(raw) if isinstance(raw, str) else None,
-                        **(origin or {}),
+                        **_origin_fields(origin),
                     ))
                     d["read"] -= 1  # counted again below as a quarantined row
             for row in bad:
@@ -199,6 +199,13 @@ class _Batcher:
         self.pending = 0
         if self.progress:
             self.progress(self.source, self.read_total)
+
+
+def _origin_fields(origin: dict[str, Any] | tuple[str, str | None, int] | None) -> dict[str, Any]:
+    """A row's origin (see :class:`PreparedRows`) as QuarantineRow fields."""
+    if type(origin) is tuple:
+        return dict(zip(("file", "sheet", "line"), origin, strict=True))
+    return origin or {}
 
 
 def run_sync(

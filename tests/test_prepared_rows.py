@@ -20,6 +20,7 @@ from crmsync.config import parse_config
 from crmsync.mapping import Rejection, load_mapping
 from crmsync.model import ENTITIES
 from crmsync.source import PreparedRows, SourceContext, prepare_records
+from crmsync.sync import _origin_fields
 from crmsync.warehouse import SPECS, finish_row, raw_json
 from tests.test_parallel_sync import messy_exports
 
@@ -53,8 +54,9 @@ def same(a: object, b: object) -> bool:
 
 
 def finished(prepared: PreparedRows) -> list[tuple]:
+    """The rows as written, with their origins as the quarantine would read them."""
     raw_of = raw_json(prepared.raw_columns) if prepared.raw_columns is not None else None
-    return [finish_row(row, raw_of) for row in prepared.rows]
+    return [(params, _origin_fields(origin)) for params, origin in (finish_row(row, raw_of) for row in prepared.rows)]
 
 
 def assert_same_items(generic: list, direct: list) -> None:

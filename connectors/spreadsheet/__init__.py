@@ -228,7 +228,7 @@ class SpreadsheetSource(Source):
                     if attach is not None:
                         result = attach(result)
                     primary(entity, result[1])
-                    yield result, {"file": file, "sheet": None, "line": line}
+                    yield result, (file, None, line)
                     continue
                 if row.extra:
                     yield _quarantine(name, em.entity, row, None, row.extra[0],
@@ -251,7 +251,7 @@ class SpreadsheetSource(Source):
                     if catalog is not None:
                         catalog.attach_fields(result)
                     run.primary_id(em.entity, result["source_id"])
-                    yield to_row(result), {"file": row.file, "sheet": row.sheet, "line": row.line}
+                    yield to_row(result), (row.file, row.sheet, row.line)
                 for sm, columns in also:
                     cells = {c: row.values[c] for c in columns if c in row.values}
                     try:
