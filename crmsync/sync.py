@@ -184,7 +184,9 @@ class _Batcher:
             if checkpoint is not None:
                 self.wh.set_cursor(self.run_id, self.source, checkpoint.stream, checkpoint.value)
             if complete is not None:
-                delta[complete]["removed"] += self.wh.mark_removed(self.run_id, self.source, complete)
+                done, now = self._entity(complete), delta[complete]
+                seen = sum(getattr(done, n) + now[n] for n in ("inserted", "updated", "unchanged"))
+                now["removed"] += self.wh.mark_removed(self.run_id, self.source, complete, seen=seen)
                 self.wh.clear_old_quarantine(self.run_id, self.source, [complete])
             for entity, d in delta.items():
                 self.wh.add_counts(self.run_id, self.source, entity, **d)

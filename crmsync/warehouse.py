@@ -761,13 +761,22 @@ class Warehouse:
             history,
         )
 
-    def mark_removed(self, run_id: int, source: str, entity: str) -> int:
+    def mark_removed(self, run_id: int, source: str, entity: str, seen: int | None = None) -> int:
         """After a complete snapshot of ``entity``, mark records the source no longer has as removed.
 
         Nothing is deleted: ``removed_run`` says in which run the record
         vanished, and for leads and deals the removal is written to history.
+
+        ``seen``: how many of the source's records this run wrote (inserted, updated or unchanged).
+        When the table holds no others, there is nothing to look for: counting the source's ids is
+        an index-only count, while looking for unseen records reads every row (0.65 s of a 1M-row
+        first load, after all rows are written).
         """
         table = SPECS[entity].table
+        if seen is not None and self.conn.execute(
+            f'SELECT count(*) FROM "{table}" WHERE source = ?', (source,)
+        ).fetchone()[0] == seen:
+            return 0
         gone = [
             r[0]
             for r in self.conn.execute(

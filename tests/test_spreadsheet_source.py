@@ -392,3 +392,11 @@ def test_sync_leaves_the_garbage_collector_thresholds_as_it_found_them_even_when
         run_sync(cfg, parallel=False)
     assert during[0][0] > before[0]  # collections are rare while rows are read and written
     assert gc.get_threshold() == before
+
+
+def test_a_row_gone_from_the_export_is_removed_even_when_a_repeated_id_keeps_the_row_count(tmp_path):
+    sync(tmp_path, {"deals.csv": DEAL_HEADER + "1,a,Open,1,EUR,,,\n2,b,Open,1,EUR,,,\n"})
+    summary, db = sync(tmp_path, {"deals.csv": DEAL_HEADER + "1,a,Open,1,EUR,,,\n1,again,Open,1,EUR,,,\n"})
+    c = counts(summary, "deal")
+    assert (c.read, c.unchanged, c.quarantined, c.removed) == (2, 1, 1, 1)
+    assert db.execute("select source_id from deals where removed_run is not null").fetchall() == [("2",)]

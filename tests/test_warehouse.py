@@ -152,3 +152,18 @@ def test_rows_of_a_warehouse_written_with_row_hashes_are_unchanged_when_read_aga
         c = write(wh, wh.start_run("sync"), [deal(1), deal(2, title="Renamed")])
         assert (c.inserted, c.updated, c.unchanged) == (0, 1, 1)
         assert wh.conn.execute("select count(*) from changes").fetchone()[0] == 1
+
+
+def test_a_snapshot_that_wrote_every_stored_record_skips_the_search_for_removed_ones(tmp_path):
+    with Warehouse.open(tmp_path / "w.db") as wh:
+        run = wh.start_run("sync")
+        write(wh, run, [deal(1), deal(2)])
+        statements = []
+        wh.conn.set_trace_callback(statements.append)
+        assert wh.mark_removed(run, "s", "deal", seen=2) == 0
+        assert not any("last_run <" in s for s in statements)  # an index-only count was enough
+        later = wh.start_run("sync")
+        write(wh, later, [deal(1)])
+        assert wh.mark_removed(later, "s", "deal", seen=1) == 1  # 2 stored, 1 seen: deal 2 is gone
+        assert any("last_run <" in s for s in statements)
+        assert wh.conn.execute("select source_id from deals where removed_run is not null").fetchall() == [("2",)]
