@@ -138,9 +138,9 @@ class _Batcher:
                      raw_columns: tuple[str, ...] | None = None) -> None:
         """Rows of :meth:`TableSpec.params` (or unfinished ones, see :class:`PreparedRows`) plus
         origin, in read order; flushes every ``batch_size`` rows however they arrive."""
-        if raw_columns is not None:  # raw as bare cells: finish the rows now, while the headers are known
-            raw_of = _raw_json(raw_columns)
-            rows = [finish_row(row, raw_of) for row in rows]
+        # Unfinished rows are finished now, raw as bare cells while their headers are known.
+        raw_of = _raw_json(raw_columns) if raw_columns is not None else None
+        rows = [finish_row(row, raw_of) for row in rows]
         start, n = 0, len(rows)
         while start < n:
             take = min(n - start, self.batch_size - self.pending)

@@ -201,12 +201,12 @@ class TableSpec:
         return self._compiled()[1](record.__dict__)
 
     def unfinished(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-        """``f(record.__dict__)``: :meth:`params` with ``custom`` and ``raw`` still dicts, no digest.
+        """``f(record.__dict__)``: :meth:`params` with ``custom`` and ``raw`` still dicts.
 
-        A reader process sends these (marshalled) and :meth:`Warehouse.write_prepared` finishes them
-        (:func:`finish_row`): the JSON encoding of those two can then be done by whichever process
-        has time for it. Dicts that marshal cannot carry (typed
-        XLSX cells, parsed custom values) must be finished on the reader's side (:func:`finish_row`).
+        A reader process sends these (marshalled) and the writer finishes them (:func:`finish_row`)
+        before :meth:`Warehouse.write_prepared`: the JSON encoding of those two can then be done by
+        whichever process has time for it. Dicts that marshal cannot carry (typed XLSX cells, parsed
+        custom values) must be finished on the reader's side.
         """
         return self._compiled()[2]
 
@@ -629,8 +629,8 @@ class Warehouse:
 
     def write_prepared(self, run_id: int, entity: str, rows: Sequence[tuple[tuple[Any, ...], Any]]) -> BatchCounts:
         """:meth:`write_records` for rows already turned into ``(params, tag)`` by :meth:`TableSpec.params`
-        (possibly in another process); ``duplicates`` holds ``(row, reason)``. A row whose ``custom`` or
-        ``raw`` is still a dict (:meth:`TableSpec.unfinished`) is finished here.
+        (possibly in another process; :func:`finish_row` finishes :meth:`TableSpec.unfinished` ones);
+        ``duplicates`` holds ``(row, reason)``.
 
         A stored row is unchanged when its columns hold these parameters. Why compare the columns
         and not a hash of the row: only ids already stored need comparing at all, so a new row costs
@@ -640,19 +640,21 @@ class Warehouse:
         counts = BatchCounts()
         if not rows:
             return counts
-        by_key: dict[tuple[str, str], tuple[tuple[Any, ...], Any]] = {}
-        for row in rows:
-            params = row[0]
-            if type(params[-1]) is dict or type(params[-2]) is dict:
-                row = finish_row(row)
-                params = row[0]
-            key = (params[0], params[1])
-            if key in by_key:
-                counts.duplicates.append((row, "duplicate id in this run: an earlier row has the same id"))
-                continue
-            by_key[key] = row
+        keys = [(row[0][0], row[0][1]) for row in rows]
+        by_key = dict(zip(keys, rows, strict=True))
+        if len(by_key) < len(rows):  # a repeated id: the first row keeps it
+            by_key = {}
+            for key, row in zip(keys, rows, strict=True):
+                if key in by_key:
+                    counts.duplicates.append((row, "duplicate id in this run: an earlier row has the same id"))
+                else:
+                    by_key[key] = row
 
         existing = self._existing(spec, list(by_key))
+        if not existing:  # new ids only (a first load): nothing to compare or record
+            self._insert(run_id, spec, [row[0] for row in by_key.values()])
+            counts.inserted = len(by_key)
+            return counts
         inserts, updates, touches = [], [], []
         changed: dict[tuple[str, str], tuple[tuple[Any, ...], list[Any]]] = {}
         for key, row in by_key.items():
@@ -673,15 +675,10 @@ class Warehouse:
                 changed[key] = (old, new)
 
         table = spec.table
-        cols = ", ".join(f'"{c}"' for c in spec.columns)
         if changed and entity in HISTORY_ENTITIES:
             self._record_changes(run_id, spec, changed)
         if inserts:
-            marks = ", ".join("?" * len(spec.columns))
-            self.conn.executemany(
-                f'INSERT INTO "{table}" ({cols}, first_run, last_run) VALUES ({marks}, {run_id:d}, {run_id:d})',
-                inserts,
-            )
+            self._insert(run_id, spec, inserts)
         if updates:
             sets = ", ".join(f'"{c}" = ?' for c in spec.columns[2:])
             self.conn.executemany(
@@ -692,6 +689,13 @@ class Warehouse:
             self._touch(table, run_id, touches)
         counts.inserted, counts.updated, counts.unchanged = len(inserts), len(updates), len(touches)
         return counts
+
+    def _insert(self, run_id: int, spec: TableSpec, params: list[tuple[Any, ...]]) -> None:
+        cols = ", ".join(f'"{c}"' for c in spec.columns)
+        marks = ", ".join("?" * len(spec.columns))
+        self.conn.executemany(
+            f'INSERT INTO "{spec.table}" ({cols}, first_run, last_run) VALUES ({marks}, {run_id:d}, {run_id:d})', params
+        )
 
     def _holds(self, spec: TableSpec, params: tuple[Any, ...]) -> bool:
         """Whether the stored row compares equal to ``params`` in SQLite, where each column's type
