@@ -171,9 +171,10 @@ class SpreadsheetSource(Source):
 
     def _read_file(self, path: Path, em: EntityMapping, catalog: StageCatalog | None,
                    secondaries: list[EntityMapping], run: _Secondaries,
-                   prepared: bool = False) -> Iterator[Item | tuple[Any, ...]]:
+                   prepared: bool = False) -> Iterator[Item | PreparedRows | tuple[Any, ...]]:
         """The file's items in order; with ``prepared``, each of its own entity's records is yielded
-        as its warehouse row ``(unfinished params, origin)`` instead."""
+        as its warehouse row ``(unfinished params, origin)`` instead, and rows converted by position
+        in runs, as :class:`PreparedRows`."""
         with self._open(path) as table:
             headers = table.headers
             if not em.has_id_columns(headers):
@@ -217,18 +218,30 @@ class SpreadsheetSource(Source):
             attach = catalog.attach_row if catalog is not None else None
             primary = run.primary_id
             entity, file = em.entity, table.path
+            # Rows converted by position leave in runs, already as PreparedRows (order kept: a run
+            # ends before any other item).
+            size, converted, raw_columns = self.prepared_rows, [], tuple(headers)
             for row in table.cell_rows() if by_position else table:
+                rejected = None
                 if type(row) is tuple:
                     line, cells = row
                     result = em.convert_cells(cells, name)
-                    if type(result) is Rejection:
-                        row = SheetRow(file, None, line, dict(zip(headers, cells, strict=True)), ())
-                        yield _quarantine(name, entity, row, result.column, result.value, result.reason)
+                    if type(result) is not Rejection:
+                        if attach is not None:
+                            result = attach(result)
+                        primary(entity, result[1])
+                        converted.append((result, (file, None, line)))
+                        if len(converted) >= size:
+                            yield PreparedRows(entity, converted, raw_columns)
+                            converted = []
                         continue
-                    if attach is not None:
-                        result = attach(result)
-                    primary(entity, result[1])
-                    yield result, (file, None, line)
+                    rejected = result
+                    row = SheetRow(file, None, line, dict(zip(headers, cells, strict=True)), ())
+                if converted:
+                    yield PreparedRows(entity, converted, raw_columns)
+                    converted = []
+                if rejected is not None:
+                    yield _quarantine(name, entity, row, rejected.column, rejected.value, rejected.reason)
                     continue
                 if row.extra:
                     yield _quarantine(name, em.entity, row, None, row.extra[0],
@@ -275,6 +288,8 @@ class SpreadsheetSource(Source):
                                           raw=cells)
                     else:
                         run.secondary(second.at(file=row.file, sheet=row.sheet, line=row.line), cells)
+            if converted:
+                yield PreparedRows(entity, converted, raw_columns)
 
     def _settle_date_orders(self, filename: str, table: Table, em: EntityMapping) -> Iterator[Notice]:
         """Decide D/M/Y vs M/D/Y per date column from its values, reading only until each is decided."""
