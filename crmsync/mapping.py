@@ -719,8 +719,14 @@ def _compile_convert(em: EntityMapping, field_steps: list[Any], custom_steps: li
     def current(name: str) -> str:
         return f"(None if {unset(name)} else f_{name})" if positional else f"data.get({name!r})"
 
-    # The row as a dict, for the few steps that need more than one cell (templates, conditions).
-    row = "row" if not positional else "ROW(cells)"
+    # By position, the row as a dict for the few steps that need more than one cell (templates,
+    # conditions): made once per row, and only if the mapping has such a step (see the end).
+    uses_row: list[bool] = []
+
+    def whole_row() -> str:
+        uses_row.append(True)
+        return "row"
+
     if positional:
         ns["ROW"] = lambda cells, headers=tuple(headers or ()): dict(zip(headers, cells, strict=True))
         lines = ["def convert_cells(cells, source):"]
@@ -743,7 +749,7 @@ def _compile_convert(em: EntityMapping, field_steps: list[Any], custom_steps: li
         add(f"    raw_id = {cell(id_spec.column) if positional else 'row_get(ID_COL)'}")
     else:
         ns["GET_ID"] = partial(em._get, id_spec)
-        add(f"    raw_id = GET_ID({row})")
+        add(f"    raw_id = GET_ID({whole_row()})")
     add("    record_id = parse_text(raw_id)")
     add("    if record_id is None:")
     add(f"        return Rejection({id_spec.column!r}, raw_id, "
@@ -807,7 +813,7 @@ def _compile_convert(em: EntityMapping, field_steps: list[Any], custom_steps: li
             ns[f"S{i}"] = parse_fn
             add(f"{indent}# {target} {name!r} <- columns matching {spec.column_set.pattern.pattern!r}")
             add(f"{indent}try:")
-            add(f"{indent}    value = S{i}({row})")
+            add(f"{indent}    value = S{i}({whole_row()})")
             add(f"{indent}except CellFailed as exc:")
             add(f"{indent}    return Rejection(exc.column, exc.raw, exc.reason)")
             add(f"{indent}if value is not None:")
@@ -818,7 +824,7 @@ def _compile_convert(em: EntityMapping, field_steps: list[Any], custom_steps: li
             ns[f"W{i}"] = which
             add(f"{indent}# {target} {name!r} <- when ({len(branches)} cases)")
             add(f"{indent}try:")
-            add(f"{indent}    case = W{i}({row})")
+            add(f"{indent}    case = W{i}({whole_row()})")
             add(f"{indent}except CellFailed as exc:")
             add(f"{indent}    return Rejection(exc.column, exc.raw, exc.reason)")
             for k, branch in enumerate(branches):
@@ -843,7 +849,7 @@ def _compile_convert(em: EntityMapping, field_steps: list[Any], custom_steps: li
             add(f"{indent}raw = {cell(spec.column)}")
         else:
             ns[f"GET{i}"] = partial(em._get, spec)
-            add(f"{indent}raw = GET{i}({row})")
+            add(f"{indent}raw = GET{i}({whole_row()})")
         if target == "custom":  # an empty custom value is simply left out
             add(f"{indent}if raw is not None and raw != '':")
             parse(i, parse_fn, where, indent + "    ")
@@ -898,7 +904,7 @@ def _compile_convert(em: EntityMapping, field_steps: list[Any], custom_steps: li
         spec = next(s for s in em.fields if s.name == name)
         ns[f"REQ{k}"] = partial(_missing_required, em, spec)
         add(f"    if {unset(name)}:")
-        add(f"        return REQ{k}({row})")
+        add(f"        return REQ{k}({'ROW(cells)' if positional else 'row'})")  # rare: made only here
     for k, (name, coerce) in enumerate(em._default_coercers):
         ns[f"C{k}"] = coerce
         add(f"    value = {current(name)}")
@@ -915,6 +921,8 @@ def _compile_convert(em: EntityMapping, field_steps: list[Any], custom_steps: li
         # Every local starts unset; the result is the warehouse row (raw: the cells as they came).
         if set_fields:
             lines.insert(field_lines_at, f"    {' = '.join(f'f_{n}' for n in set_fields)} = MISS")
+        if uses_row:
+            lines.insert(1, "    row = ROW(cells)")
         values_of = {n: f"f_{n}" for n in set_fields}
         values_of.update(source="source", source_id="record_id", raw="tuple(cells)")
         row_text, row_ns = stored_row_expression(em.entity, values_of, "T_")

@@ -363,8 +363,8 @@ def _take(source: Source, item: Any, batcher: _Batcher, notices: dict[tuple[str,
 #
 # Why: a spreadsheet ingest is CPU-bound Python (parse, convert, build SQL rows, JSON) plus SQLite
 # writes, and one process only uses one core. A forked reader process runs ``source.read_prepared()``,
-# whose records arrive as ``(params, origin)`` rows (PreparedRows: the writer encodes the custom
-# and raw columns, which balances the two sides); this process receives those rows
+# whose records arrive as ``(params, origin)`` rows (PreparedRows: the JSON of their custom and raw
+# columns is written by whichever side has time, see WorkShare); this process receives those rows
 # and the other items in read order and writes them exactly as :func:`_drain` does (same batches,
 # same transactions, same counts). Only this process ever opens the warehouse for writing. The pipe
 # is the bounded queue: the reader blocks once a message or two is unread, so memory stays flat.
