@@ -171,10 +171,9 @@ class SpreadsheetSource(Source):
 
     def _read_file(self, path: Path, em: EntityMapping, catalog: StageCatalog | None,
                    secondaries: list[EntityMapping], run: _Secondaries,
-                   prepared: bool = False) -> Iterator[Item | PreparedRows | tuple[Any, ...]]:
+                   prepared: bool = False) -> Iterator[Item | RawColumns | tuple[Any, ...]]:
         """The file's items in order; with ``prepared``, each of its own entity's records is yielded
-        as its warehouse row ``(unfinished params, origin)`` instead, and rows converted by position
-        in runs, as :class:`PreparedRows`."""
+        as its warehouse row ``(unfinished params, origin)`` instead."""
         with self._open(path) as table:
             headers = table.headers
             if not em.has_id_columns(headers):
@@ -218,11 +217,7 @@ class SpreadsheetSource(Source):
             attach = catalog.attach_row if catalog is not None else None
             primary = run.primary_id
             entity, file = em.entity, table.path
-            # Rows converted by position leave in runs, already as PreparedRows (order kept: a run
-            # ends before any other item).
-            size, converted, raw_columns = self.prepared_rows, [], tuple(headers)
             for row in table.cell_rows() if by_position else table:
-                rejected = None
                 if type(row) is tuple:
                     line, cells = row
                     result = em.convert_cells(cells, name)
@@ -230,18 +225,10 @@ class SpreadsheetSource(Source):
                         if attach is not None:
                             result = attach(result)
                         primary(entity, result[1])
-                        converted.append((result, (file, None, line)))
-                        if len(converted) >= size:
-                            yield PreparedRows(entity, converted, raw_columns)
-                            converted = []
+                        yield result, (file, None, line)
                         continue
-                    rejected = result
                     row = SheetRow(file, None, line, dict(zip(headers, cells, strict=True)), ())
-                if converted:
-                    yield PreparedRows(entity, converted, raw_columns)
-                    converted = []
-                if rejected is not None:
-                    yield _quarantine(name, entity, row, rejected.column, rejected.value, rejected.reason)
+                    yield _quarantine(name, entity, row, result.column, result.value, result.reason)
                     continue
                 if row.extra:
                     yield _quarantine(name, em.entity, row, None, row.extra[0],
@@ -288,8 +275,6 @@ class SpreadsheetSource(Source):
                                           raw=cells)
                     else:
                         run.secondary(second.at(file=row.file, sheet=row.sheet, line=row.line), cells)
-            if converted:
-                yield PreparedRows(entity, converted, raw_columns)
 
     def _settle_date_orders(self, filename: str, table: Table, em: EntityMapping) -> Iterator[Notice]:
         """Decide D/M/Y vs M/D/Y per date column from its values, reading only until each is decided."""
