@@ -33,6 +33,11 @@ _PIPELINE_ID, _PIPELINE_NAME, _STAGE_ID, _STAGE_NAME, _STAGE_CATEGORY = map(
 assert [_PIPELINE_NAME, _STAGE_ID, _STAGE_NAME] == [_PIPELINE_ID + 1, _PIPELINE_ID + 2, _PIPELINE_ID + 3]  # adjacent
 
 
+def _text(value: Any) -> str | None:
+    """A warehouse row's value as text, or ``None`` for its empty-column marker."""
+    return value if type(value) is str else None
+
+
 class StageCatalog:
     """Collects the distinct (pipeline, stage) pairs seen on deals, in order of first appearance."""
 
@@ -56,17 +61,14 @@ class StageCatalog:
         stage_name = fields.get("stage_name")
         if stage_name is None:
             return []
-        pipeline = fields.get("pipeline_name") or DEFAULT_PIPELINE
-        key = (pipeline, stage_name)
-        if self._stages.get(key) is None:
-            self._stages[key] = fields.get("stage_category")
+        pipeline_id, stage_id, _ = self._derive(fields.get("pipeline_name"), stage_name,
+                                                fields.get("stage_category"), fields.get("pipeline_id"),
+                                                fields.get("stage_id"))
         derived = []
-        if fields.get("pipeline_id") is None:
-            fields["pipeline_id"] = pipeline
-            derived.append("pipeline_id")
-        if fields.get("stage_id") is None:
-            fields["stage_id"] = f"{pipeline}/{stage_name}"
-            derived.append("stage_id")
+        for name, value in (("pipeline_id", pipeline_id), ("stage_id", stage_id)):
+            if fields.get(name) is None:
+                fields[name] = value
+                derived.append(name)
         return derived
 
     def attach_row(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -79,19 +81,25 @@ class StageCatalog:
         key = row[_PIPELINE_ID:_STAGE_NAME + 1]  # pipeline id and name, stage id and name
         ids = self._ids.get(key)
         if ids is None:
-            pipeline = row[_PIPELINE_NAME]
-            if type(pipeline) is not str or not pipeline:
-                pipeline = DEFAULT_PIPELINE
-            stage = (pipeline, stage_name)
-            if self._stages.get(stage) is None:
-                category = row[_STAGE_CATEGORY]
-                self._stages[stage] = category if type(category) is str else None
-            ids = (row[_PIPELINE_ID] if type(row[_PIPELINE_ID]) is str else pipeline, row[_PIPELINE_NAME],
-                   row[_STAGE_ID] if type(row[_STAGE_ID]) is str else f"{pipeline}/{stage_name}")
+            pipeline_id, stage_id, stage = self._derive(
+                _text(row[_PIPELINE_NAME]), stage_name, _text(row[_STAGE_CATEGORY]), _text(row[_PIPELINE_ID]),
+                _text(row[_STAGE_ID]))
+            ids = (pipeline_id, row[_PIPELINE_NAME], stage_id)
             # Remembered once the stage's category is known (nothing more to record about it).
             if self._stages[stage] is not None and len(self._ids) < 4096:
                 self._ids[key] = ids
         return row[:_PIPELINE_ID] + ids + row[_STAGE_ID + 1 :]
+
+    def _derive(self, pipeline_name: str | None, stage_name: str, category: Any, pipeline_id: str | None,
+                stage_id: str | None) -> tuple[str, str, tuple[str, str]]:
+        """The deal's pipeline and stage ids (the export's, else derived from the names) and its
+        stage's key; the stage is remembered with the first category seen for it."""
+        pipeline = pipeline_name or DEFAULT_PIPELINE
+        stage = (pipeline, stage_name)
+        if self._stages.get(stage) is None:
+            self._stages[stage] = category
+        return (pipeline if pipeline_id is None else pipeline_id,
+                f"{pipeline}/{stage_name}" if stage_id is None else stage_id, stage)
 
     def records(self) -> Iterator[Record]:
         pipelines = list(dict.fromkeys(p for p, _ in self._stages))
