@@ -373,10 +373,10 @@ class EntityMapping:
         # Two converters, each with its own memos: typed values for records, and values as stored.
         self._convert_fields = _compile_convert(self, steps(self.fields), steps(self.custom))
         self._convert_stored = _compile_convert(self, steps(self.fields, stored=True), steps(self.custom), stored=True)
+        # By position only for the headers bound here (compiled on first use).
         self._convert_cells = None
-        if header_list is not None:
-            self._compile_cells = lambda: _compile_convert(
-                self, steps(self.fields, stored=True), steps(self.custom), stored=True, headers=header_list)
+        self._compile_cells = None if header_list is None else (lambda: _compile_convert(
+            self, steps(self.fields, stored=True), steps(self.custom), stored=True, headers=header_list))
         build = self.record_cls.build
 
         def convert(row: dict[str, Any], source: str) -> Record | Rejection:

@@ -78,8 +78,9 @@ class PreparedRows:
     ``origin`` is the record's (a dict, or ``None``), or for a spreadsheet row ``(file, sheet, line)``:
     cheaper to send than a dict per row.
 
-    With ``raw_columns``, each row's ``raw`` is the tuple of its cells under those headers, turned
-    into JSON by the writer (``warehouse.raw_json``): the cheapest form to send from a reader process.
+    With ``raw_columns``, each row's ``raw`` may be the tuple of its cells under those headers, turned
+    into JSON by whichever process finishes the row (``warehouse.raw_json``, ``warehouse.finish_row``):
+    the cheapest form to send from a reader process.
     """
 
     entity: str
